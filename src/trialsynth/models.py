@@ -1,0 +1,205 @@
+"""Random-effects model specifications and their PyMC builders.
+
+A :class:`ModelSpec` names a model (likelihood and random-effects distribution); the
+builder turns spec + data + priors into a ``pm.Model`` whose observations and prior
+hyperparameters are all ``pm.Data``. :func:`structure_key` says which of those a
+compiled model does *not* depend on: two analyses with the same key can share one
+compiled model (``nutpie``'s ``with_data``).
+
+Parameterisation (non-centred, as recommended for few trials):
+``theta_i = mu + tau * z_i``, ``z_i ~ Normal(0, 1)`` (or Student-t with ``nu`` degrees of
+freedom for robust random effects); the common-effect model has ``theta_i = mu``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from trialsynth.priors import PriorSet, hyper_values, pymc_variable
+from trialsynth.priors import structure_key as prior_key
+
+if TYPE_CHECKING:
+    import pymc as pm
+
+    from trialsynth.data import TrialData
+
+MODELS = ("binomial-normal", "normal-normal", "common-effect")
+LIKELIHOODS = ("binomial", "normal")
+RANDOM_EFFECTS = ("normal", "student-t")
+
+
+class ModelError(ValueError):
+    """A model request that cannot be honoured (one-line message listing valid choices)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to fit.
+
+    Attributes
+    ----------
+    likelihood : {"binomial", "normal"}
+        ``binomial``: exact binomial likelihood of each arm with a trial-specific
+        control-arm log-odds (fixed baseline). ``normal``: normal approximation to each
+        trial's log odds ratio with its standard error.
+    random_effects : {"normal", "student-t"} or None
+        Distribution of the trial effects around ``mu``; None is the common-effect
+        model (tau = 0).
+    nu : float
+        Degrees of freedom of Student-t random effects (fixed).
+    correction : float
+        Continuity correction for contrasts computed from arm counts (normal
+        likelihood only), added to every cell of trials with a zero cell.
+    """
+
+    likelihood: Literal["binomial", "normal"] = "binomial"
+    random_effects: Literal["normal", "student-t"] | None = "normal"
+    nu: float = 4.0
+    correction: float = 0.5
+
+    @property
+    def name(self) -> str:
+        """The INTERFACE name of the model."""
+        if self.random_effects is None:
+            return "common-effect"
+        return (
+            f"{self.likelihood}-normal"
+            if self.random_effects == "normal"
+            else (f"{self.likelihood}-student-t")
+        )
+
+    @classmethod
+    def from_options(
+        cls,
+        model: str = "binomial-normal",
+        *,
+        data_kind: str = "arm",
+        likelihood: str | None = None,
+        random_effects: str | None = None,
+        nu: float = 4.0,
+    ) -> ModelSpec:
+        """Spec from the CLI/TOML options, checking every choice against the data kind.
+
+        ``common-effect`` uses the binomial likelihood for arm-level data and the normal
+        one for contrast-level data unless ``likelihood`` says otherwise.
+        """
+        if model not in MODELS:
+            raise ModelError(f"unknown model {model!r}; valid: {', '.join(MODELS)}")
+        if likelihood is not None and likelihood not in LIKELIHOODS:
+            raise ModelError(f"unknown likelihood {likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
+        if random_effects is not None and random_effects not in RANDOM_EFFECTS:
+            raise ModelError(
+                f"unknown random-effects distribution {random_effects!r}; "
+                f"valid: {', '.join(RANDOM_EFFECTS)}"
+            )
+        default_lik = (
+            "normal" if model == "normal-normal" or data_kind == "contrast" else "binomial"
+        )
+        lik = likelihood or default_lik
+        if model == "binomial-normal" and likelihood == "normal":
+            raise ModelError("binomial-normal has a binomial likelihood; use --model normal-normal")
+        if model == "normal-normal" and likelihood == "binomial":
+            raise ModelError("normal-normal has a normal likelihood; use --model binomial-normal")
+        if lik == "binomial" and data_kind != "arm":
+            raise ModelError(
+                f"the binomial likelihood needs arm-level counts (events_t, n_t, events_c, n_c); "
+                f"these data are {data_kind}-level: use --model normal-normal"
+            )
+        if not nu > 0:
+            raise ModelError(f"Student-t degrees of freedom must be > 0, got {nu}")
+        re = None if model == "common-effect" else (random_effects or "normal")
+        return cls(likelihood=lik, random_effects=re, nu=float(nu))  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly description."""
+        d: dict[str, Any] = {
+            "name": self.name,
+            "likelihood": self.likelihood,
+            "random_effects": self.random_effects,
+        }
+        if self.random_effects == "student-t":
+            d["nu"] = self.nu
+        if self.likelihood == "normal":
+            d["correction"] = self.correction
+        return d
+
+
+def observations(spec: ModelSpec, data: TrialData) -> dict[str, np.ndarray]:
+    """The observed data of the model as ``pm.Data`` values."""
+    if spec.likelihood == "binomial":
+        return {
+            "events_t": np.asarray(data.events_t, dtype=np.int64),
+            "n_t": np.asarray(data.n_t, dtype=np.int64),
+            "events_c": np.asarray(data.events_c, dtype=np.int64),
+            "n_c": np.asarray(data.n_c, dtype=np.int64),
+        }
+    lor = data.contrasts(correction=spec.correction)
+    return {"y": np.asarray(lor.y, dtype=float), "se": np.asarray(lor.se, dtype=float)}
+
+
+def resolve_priors(spec: ModelSpec, data: TrialData, priors: PriorSet) -> PriorSet:
+    """Fix data-dependent prior constants (s0 of uniform-shrinkage / DuMouchel)."""
+    if not priors.tau.needs_data:
+        return priors
+    se = data.contrasts(correction=spec.correction).se
+    return PriorSet(mu=priors.mu, tau=priors.tau.resolve(se), baseline=priors.baseline)
+
+
+def model_values(spec: ModelSpec, data: TrialData, priors: PriorSet) -> dict[str, np.ndarray]:
+    """Every ``pm.Data`` value of the model: observations and prior hyperparameters."""
+    values = observations(spec, data)
+    values |= hyper_values(priors.mu, "mu")
+    if spec.random_effects is not None:
+        values |= hyper_values(priors.tau, "tau")
+    if spec.likelihood == "binomial":
+        values |= hyper_values(priors.baseline, "alpha")
+    return values
+
+
+def structure_key(spec: ModelSpec, data: TrialData, priors: PriorSet) -> tuple[Any, ...]:
+    """What a compiled model depends on: spec, number of trials and prior families."""
+    key: tuple[Any, ...] = (spec, data.k, prior_key(priors.mu))
+    if spec.random_effects is not None:
+        key += (prior_key(priors.tau),)
+    if spec.likelihood == "binomial":
+        key += (prior_key(priors.baseline),)
+    return key
+
+
+def build_model(spec: ModelSpec, data: TrialData, priors: PriorSet) -> pm.Model:
+    """Build the PyMC model.
+
+    ``priors`` must already be resolved against the data (:func:`resolve_priors`).
+    Posterior variables: ``mu``, ``tau`` (absent for common effect), ``theta`` (dim
+    ``study``) on the log odds ratio scale, ``alpha`` (control-arm log-odds, binomial
+    likelihood) and the non-centred ``z``.
+    """
+    import pymc as pm
+
+    obs = observations(spec, data)
+    with pm.Model(coords={"study": list(data.study)}) as model:
+        d = {name: pm.Data(name, value, dims="study") for name, value in obs.items()}
+        mu = pymc_variable(priors.mu, "mu")
+        if spec.random_effects is None:
+            theta = pm.Deterministic(
+                "theta", mu + pm.math.zeros_like(d[next(iter(d))]), dims="study"
+            )
+        else:
+            tau = pymc_variable(priors.tau, "tau")
+            if spec.random_effects == "normal":
+                z = pm.Normal("z", 0.0, 1.0, dims="study")
+            else:
+                z = pm.StudentT("z", nu=spec.nu, mu=0.0, sigma=1.0, dims="study")
+            theta = pm.Deterministic("theta", mu + tau * z, dims="study")
+        if spec.likelihood == "binomial":
+            alpha = pymc_variable(priors.baseline, "alpha", dims="study")
+            pm.Binomial("obs_c", n=d["n_c"], logit_p=alpha, observed=d["events_c"], dims="study")
+            pm.Binomial(
+                "obs_t", n=d["n_t"], logit_p=alpha + theta, observed=d["events_t"], dims="study"
+            )
+        else:
+            pm.Normal("obs_y", mu=theta, sigma=d["se"], observed=d["y"], dims="study")
+    return model

@@ -1,0 +1,415 @@
+"""The result of a fit: posterior draws, summaries, diagnostics and provenance.
+
+A :class:`FitResult` wraps an ``xarray.DataTree`` (ArviZ groups ``posterior``,
+``sample_stats``, ``observed_data``) whose root attributes record what made it: data
+hash, model, priors, sampler settings, seed and package versions. ``save`` writes the
+``FIT`` folder of INTERFACE.md (``posterior.nc``, ``summary.json``, ``summary.csv``);
+``load`` reads it back and refuses a folder whose provenance does not check out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from trialsynth import __version__
+from trialsynth.diagnostics import Diagnostics, probability_mcse
+from trialsynth.models import ModelSpec
+from trialsynth.priors import Prior, PriorSet
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from trialsynth.data import TrialData
+    from trialsynth.fit import SamplerSettings
+
+FORMAT_VERSION = 1
+_VERSIONED = (
+    "pymc",
+    "pytensor",
+    "nutpie",
+    "arviz",
+    "arviz-base",
+    "arviz-stats",
+    "numpy",
+    "scipy",
+    "xarray",
+    "pandas",
+)
+
+
+class ResultError(ValueError):
+    """A FIT folder that cannot be read (missing, corrupted, other version)."""
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, trialsynth and the numerical stack."""
+    out = {"python": platform.python_version(), "trialsynth": __version__}
+    for pkg in _VERSIONED:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _stats(x: np.ndarray) -> dict[str, float]:
+    x = np.asarray(x, dtype=float).ravel()
+    q025, median, q975 = np.quantile(x, [0.025, 0.5, 0.975])
+    return {
+        "mean": float(x.mean()),
+        "sd": float(x.std(ddof=1)),
+        "median": float(median),
+        "q025": float(q025),
+        "q975": float(q975),
+    }
+
+
+def _or_stats(x: np.ndarray) -> dict[str, float]:
+    q025, median, q975 = np.exp(
+        np.quantile(np.asarray(x, dtype=float).ravel(), [0.025, 0.5, 0.975])
+    )
+    return {"median": float(median), "q025": float(q025), "q975": float(q975)}
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def provenance_key_fields(
+    data: TrialData, spec: ModelSpec, priors: PriorSet, settings: SamplerSettings
+) -> dict[str, Any]:
+    """The provenance fields that determine a fit's numbers (known before sampling)."""
+    from trialsynth.models import resolve_priors
+
+    priors = resolve_priors(spec, data, priors)
+    return {
+        "format": FORMAT_VERSION,
+        "data_sha256": data.sha256,
+        "model": spec.to_dict(),
+        "priors": {role: getattr(priors, role).to_dict() for role in ("mu", "tau", "baseline")},
+        "settings": settings.to_dict(),
+        "versions": versions(),
+    }
+
+
+def fit_key(provenance: dict[str, Any]) -> str:
+    """Hash of everything that determines the numbers of a fit."""
+    keys = ("data_sha256", "model", "priors", "settings", "versions", "format")
+    blob = json.dumps({k: provenance.get(k) for k in keys}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class FitResult:
+    """Posterior of a random-effects meta-analysis with its diagnostics and provenance.
+
+    Attributes
+    ----------
+    tree : xarray.DataTree
+        ``posterior`` holds ``mu``, ``tau``, ``theta`` (dim ``study``), ``theta_new`` on
+        the log odds ratio scale (and ``alpha``, control-arm log-odds, for the binomial
+        likelihood).
+    provenance : dict
+        Data hash and name, model, priors, sampler settings, seed, versions, notices.
+    diagnostics : Diagnostics or None
+        Convergence checks (None for exact results).
+    """
+
+    tree: xr.DataTree
+    provenance: dict[str, Any]
+    diagnostics: Diagnostics | None
+    engine: str = "mcmc"
+    timings: dict[str, float] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ creation
+
+    @classmethod
+    def from_sampler(
+        cls,
+        raw: xr.DataTree,
+        *,
+        data: TrialData,
+        spec: ModelSpec,
+        priors: PriorSet,
+        settings: SamplerSettings,
+        diagnostics: Diagnostics,
+        refits: tuple[dict[str, Any], ...] = (),
+        timings: dict[str, float] | None = None,
+    ) -> FitResult:
+        """Package nutpie's output: relabel studies, add theta_new, attach provenance."""
+        import xarray as xr
+
+        from trialsynth.fit import predictive_draws
+
+        post = raw["posterior"].to_dataset()
+        post = post.assign_coords(study=list(data.study))
+        keep = [v for v in ("mu", "tau", "theta", "alpha") if v in post]
+        post = post[keep]
+        if "tau" not in post:
+            post["tau"] = xr.zeros_like(post["mu"])
+        post["theta_new"] = (
+            ("chain", "draw"),
+            predictive_draws(post["mu"].values, post["tau"].values, spec, settings.seed),
+        )
+        stats_vars = [
+            v
+            for v in ("diverging", "energy", "step_size", "depth", "n_steps", "mean_tree_accept")
+            if v in raw["sample_stats"]
+        ]
+        sample_stats = raw["sample_stats"].to_dataset()[stats_vars]
+        observed = xr.Dataset(
+            {name: ("study", np.asarray(values)) for name, values in _observed(spec, data).items()},
+            coords={"study": list(data.study)},
+        )
+        provenance = {
+            **provenance_key_fields(data, spec, priors, settings),
+            "engine": "mcmc",
+            "data_name": data.name,
+            "k": data.k,
+            "studies": list(data.study),
+            "seed": settings.seed,
+            "notices": list(data.notices) + _model_notices(spec, data),
+            "refits": list(refits),
+            "data_table": data.to_frame().to_json(orient="records"),
+        }
+        provenance["fit_key"] = fit_key(provenance)
+        tree = xr.DataTree.from_dict(
+            {"posterior": post, "sample_stats": sample_stats, "observed_data": observed}
+        )
+        tree.attrs["trialsynth"] = json.dumps(provenance, sort_keys=True)
+        tree.attrs["trialsynth_fit_key"] = provenance["fit_key"]
+        return cls(tree=tree, provenance=provenance, diagnostics=diagnostics, timings=timings or {})
+
+    # ------------------------------------------------------------------ access
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The model that was fitted."""
+        m = self.provenance["model"]
+        return ModelSpec(
+            likelihood=m["likelihood"],
+            random_effects=m["random_effects"],
+            nu=m.get("nu", 4.0),
+            correction=m.get("correction", 0.5),
+        )
+
+    @property
+    def priors(self) -> PriorSet:
+        """The priors that were used (data-dependent constants resolved)."""
+        p = self.provenance["priors"]
+        return PriorSet(**{role: Prior.from_dict(p[role]) for role in ("mu", "tau", "baseline")})
+
+    @property
+    def studies(self) -> list[str]:
+        """Study labels in data order."""
+        return list(self.provenance["studies"])
+
+    @property
+    def data_frame(self) -> pd.DataFrame:
+        """The analysed data table (with provenance columns)."""
+        from io import StringIO
+
+        return pd.read_json(StringIO(self.provenance["data_table"]), orient="records")
+
+    @property
+    def ok(self) -> bool:
+        """False when the fit failed its convergence checks."""
+        return self.diagnostics is None or self.diagnostics.ok
+
+    def draws(self, name: str) -> np.ndarray:
+        """Posterior draws of ``name`` with dims (chain, draw[, study])."""
+        post = self.tree["posterior"]
+        if name not in post:
+            raise KeyError(f"no posterior variable {name!r}; valid: {', '.join(post.data_vars)}")
+        return np.asarray(post[name].values)
+
+    # ------------------------------------------------------------------ summaries
+
+    def summary(self) -> dict[str, Any]:
+        """The ``fit --json`` object of INTERFACE.md (plus documented extra keys)."""
+        mu, tau, new = self.draws("mu"), self.draws("tau"), self.draws("theta_new")
+        theta = self.draws("theta")
+        prov = self.provenance
+        d = self.diagnostics
+        out: dict[str, Any] = {
+            "model": prov["model"]["name"],
+            "engine": self.engine,
+            "k": prov["k"],
+            "priors": {
+                role: Prior.from_dict(prov["priors"][role]).describe()
+                for role in self._prior_roles()
+            },
+            "mu": _stats(mu),
+            "tau": _stats(tau),
+            "theta_new": _stats(new),
+            "or": _or_stats(mu),
+            "or_new": _or_stats(new),
+            "p_mu_gt_0": float(np.mean(mu > 0)),
+            "p_theta_new_gt_0": float(np.mean(new > 0)),
+            "mcse": {
+                "p_mu_gt_0": probability_mcse(mu > 0),
+                "p_theta_new_gt_0": probability_mcse(new > 0),
+            },
+            "theta": [
+                {"study": s, **_stats(theta[..., i]), "or": _or_stats(theta[..., i])}
+                for i, s in enumerate(self.studies)
+            ],
+            "diagnostics": (
+                {
+                    "r_hat_max": d.r_hat_max,
+                    "ess_bulk_min": d.ess_bulk_min,
+                    "ess_tail_min": d.ess_tail_min,
+                    "divergences": d.divergences,
+                    "bfmi_min": d.bfmi_min,
+                    "ok": d.ok,
+                    "problems": list(d.problems),
+                }
+                if d is not None
+                else {
+                    "r_hat_max": None,
+                    "ess_bulk_min": None,
+                    "ess_tail_min": None,
+                    "divergences": None,
+                }
+            ),
+            "status": "ok" if self.ok else "failed",
+            "frequentist": prov.get("frequentist"),
+            "seed": prov["seed"],
+            "data": prov["data_name"],
+            "data_sha256": prov["data_sha256"],
+            "settings": prov["settings"],
+            "model_spec": prov["model"],
+            "notices": prov["notices"],
+            "refits": prov["refits"],
+            "fit_key": prov["fit_key"],
+            "versions": prov["versions"],
+        }
+        return out
+
+    def _prior_roles(self) -> list[str]:
+        m = self.provenance["model"]
+        roles = ["mu"]
+        if m["random_effects"] is not None:
+            roles.append("tau")
+        if m["likelihood"] == "binomial":
+            roles.append("baseline")
+        return roles
+
+    def summary_frame(self) -> pd.DataFrame:
+        """One row per quantity (log-OR scale and OR scale), for ``summary.csv``."""
+        s = self.summary()
+        rows = []
+        for q in ("mu", "tau", "theta_new"):
+            rows.append({"quantity": q, **s[q]})
+        for t in s["theta"]:
+            rows.append(
+                {
+                    "quantity": f"theta[{t['study']}]",
+                    **{k: t[k] for k in ("mean", "sd", "median", "q025", "q975")},
+                }
+            )
+        frame = pd.DataFrame(rows)
+        is_effect = frame["quantity"] != "tau"
+        for col in ("median", "q025", "q975"):
+            frame[f"or_{col}"] = np.where(is_effect, np.exp(frame[col]), np.nan)
+        return frame
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, out: str | os.PathLike[str]) -> Path:
+        """Write ``posterior.nc``, ``summary.json`` and ``summary.csv`` into ``out``.
+
+        Each file is written to a temporary name and renamed, so an interrupted save
+        leaves whole files only.
+        """
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=".posterior.", suffix=".nc")
+        os.close(fd)
+        try:
+            self.tree.to_netcdf(tmp, engine="h5netcdf")
+            os.replace(tmp, out / "posterior.nc")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        atomic_write_text(out / "summary.json", json.dumps(self.summary(), indent=2) + "\n")
+        atomic_write_text(out / "summary.csv", self.summary_frame().to_csv(index=False))
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> FitResult:
+        """Read a ``FIT`` folder written by :meth:`save`, checking its provenance hash."""
+        import xarray as xr
+
+        folder = Path(path)
+        nc = folder / "posterior.nc" if folder.is_dir() else folder
+        if not nc.exists():
+            raise ResultError(
+                f"{path}: no posterior.nc (is this a folder written by 'trialsynth fit'?)"
+            )
+        try:
+            tree = xr.open_datatree(nc, engine="h5netcdf").load()
+        except Exception as err:
+            raise ResultError(
+                f"{nc}: cannot read posterior ({type(err).__name__}: {err})"
+            ) from None
+        raw = tree.attrs.get("trialsynth")
+        if raw is None:
+            raise ResultError(f"{nc}: not written by trialsynth (no provenance attributes)")
+        provenance = json.loads(raw)
+        if provenance.get("format") != FORMAT_VERSION:
+            raise ResultError(
+                f"{nc}: written in result format {provenance.get('format')}, "
+                f"this trialsynth reads format {FORMAT_VERSION}; refit with 'trialsynth fit'"
+            )
+        if fit_key(provenance) != provenance.get("fit_key"):
+            raise ResultError(
+                f"{nc}: provenance hash does not match its contents (edited or corrupted)"
+            )
+        diag = None
+        summary_path = nc.parent / "summary.json"
+        if summary_path.exists():
+            from trialsynth.fit import as_diagnostics
+
+            d = json.loads(summary_path.read_text(encoding="utf-8"))["diagnostics"]
+            diag = as_diagnostics(d) if d.get("r_hat_max") is not None else None
+        return cls(tree=tree, provenance=provenance, diagnostics=diag, engine=provenance["engine"])
+
+
+def _observed(spec: ModelSpec, data: TrialData) -> dict[str, np.ndarray]:
+    from trialsynth.models import observations
+
+    return observations(spec, data)
+
+
+def _model_notices(spec: ModelSpec, data: TrialData) -> list[str]:
+    if spec.likelihood != "normal" or data.kind != "arm":
+        return []
+    lor = data.contrasts(correction=spec.correction)
+    fixed = [s for s, c in zip(data.study, lor.corrected, strict=True) if c]
+    if not fixed:
+        return []
+    return [
+        f"normal likelihood: {spec.correction} added to every cell of {len(fixed)} trial(s) "
+        f"with a zero cell: {', '.join(fixed)}"
+    ]

@@ -1,0 +1,163 @@
+"""Analysis specs: the TOML files in ``models/`` that a researcher edits.
+
+A spec names the data, the model, the priors, the sampler settings and where results
+go. Unknown sections or keys are errors that list the valid ones: a misspelt prior key
+must never fall back silently to a default.
+
+Paths in ``[data] source`` are relative to the spec file; ``[output] dir`` is relative
+to the working directory (default ``reports/<analysis name>``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trialsynth.fit import SamplerSettings
+from trialsynth.models import ModelSpec
+from trialsynth.priors import PriorSet, parse_prior
+
+
+class SpecError(ValueError):
+    """A spec file that cannot be used (one-line message)."""
+
+
+_SECTIONS: dict[str, tuple[str, ...]] = {
+    "analysis": ("name", "title", "question", "treatment", "control"),
+    "data": ("source", "exclude", "columns"),
+    "model": ("model", "likelihood", "random_effects", "nu"),
+    "priors": ("mu", "tau", "baseline"),
+    "sampler": ("draws", "tune", "chains", "seed", "target_accept"),
+    "output": ("dir",),
+}
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """A parsed analysis spec."""
+
+    name: str
+    source: str
+    path: Path | None = None
+    title: str = ""
+    question: str = ""
+    treatment: str = "treatment"
+    control: str = "control"
+    exclude: tuple[str, ...] = ()
+    columns: dict[str, str] = field(default_factory=dict)
+    model: str = "binomial-normal"
+    likelihood: str | None = None
+    random_effects: str | None = None
+    nu: float = 4.0
+    priors: PriorSet = field(default_factory=PriorSet)
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    out_dir: Path | None = None
+
+    def data_source(self) -> str:
+        """The data argument for :func:`trialsynth.data.load` (paths made absolute)."""
+        candidate = Path(self.source)
+        if self.path is not None and not candidate.is_absolute() and candidate.suffix:
+            return str((self.path.parent / candidate).resolve())
+        return self.source
+
+    def model_spec(self, data_kind: str) -> ModelSpec:
+        """The :class:`ModelSpec` for data of this kind."""
+        return ModelSpec.from_options(
+            self.model,
+            data_kind=data_kind,
+            likelihood=self.likelihood,
+            random_effects=self.random_effects,
+            nu=self.nu,
+        )
+
+    def output_dir(self) -> Path:
+        """Where ``run`` writes its outputs."""
+        return self.out_dir or Path("reports") / self.name
+
+
+def _check_keys(where: str, table: dict[str, Any], valid: tuple[str, ...]) -> None:
+    for key in table:
+        if key not in valid:
+            raise SpecError(f"{where}: unknown key {key!r}; valid: {', '.join(valid)}")
+
+
+def load_spec(path: str | Path) -> AnalysisSpec:
+    """Read and validate an analysis spec.
+
+    Raises
+    ------
+    SpecError
+        Missing file, bad TOML, unknown section or key, wrong type, bad prior.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"{p}: spec file not found")
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{p}: invalid TOML: {err}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{p}: not UTF-8 text") from None
+    for section, table in doc.items():
+        if section not in _SECTIONS:
+            raise SpecError(f"{p}: unknown section [{section}]; valid: {', '.join(_SECTIONS)}")
+        if not isinstance(table, dict):
+            raise SpecError(f"{p}: [{section}] must be a table")
+        _check_keys(f"{p} [{section}]", table, _SECTIONS[section])
+
+    def get(section: str, key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+        value = doc.get(section, {}).get(key, default)
+        if value is not default and not isinstance(value, kind):
+            names = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
+            raise SpecError(f"{p} [{section}] {key}: expected {names}, got {value!r}")
+        return value
+
+    source = get("data", "source", str)
+    if not source:
+        raise SpecError(f"{p}: [data] source is required (a CSV path or a shipped dataset name)")
+    name = get("analysis", "name", str) or p.stem
+    priors_table = doc.get("priors", {})
+    try:
+        priors = PriorSet(
+            **{
+                role: parse_prior(str(priors_table[role]), role)  # type: ignore[arg-type]
+                for role in ("mu", "tau", "baseline")
+                if role in priors_table
+            }
+        )
+    except ValueError as err:
+        raise SpecError(f"{p} [priors]: {err}") from None
+    sampler_table = doc.get("sampler", {})
+    for key, value in sampler_table.items():
+        want = float if key == "target_accept" else int
+        if isinstance(value, bool) or not isinstance(value, want):
+            raise SpecError(f"{p} [sampler] {key}: expected {want.__name__}, got {value!r}")
+    try:
+        sampler = SamplerSettings(**sampler_table)
+    except ValueError as err:
+        raise SpecError(f"{p} [sampler]: {err}") from None
+    exclude = get("data", "exclude", list, [])
+    columns = get("data", "columns", dict, {})
+    out = get("output", "dir", str)
+    return AnalysisSpec(
+        name=name,
+        source=source,
+        path=p.resolve(),
+        title=get("analysis", "title", str, ""),
+        question=get("analysis", "question", str, ""),
+        treatment=get("analysis", "treatment", str, "treatment"),
+        control=get("analysis", "control", str, "control"),
+        exclude=tuple(str(s) for s in exclude),
+        columns={str(k): str(v) for k, v in columns.items()},
+        model=get("model", "model", str, "binomial-normal"),
+        likelihood=get("model", "likelihood", str),
+        random_effects=get("model", "random_effects", str),
+        nu=float(get("model", "nu", (int, float), 4.0)),
+        priors=priors,
+        sampler=sampler,
+        out_dir=Path(out) if out else None,
+    )
