@@ -95,9 +95,14 @@ class ModelSpec:
                 f"unknown random-effects distribution {random_effects!r}; "
                 f"valid: {', '.join(RANDOM_EFFECTS)}"
             )
-        default_lik = (
-            "normal" if model == "normal-normal" or data_kind == "contrast" else "binomial"
-        )
+        # binomial-normal is always binomial (contrast data is then an error below);
+        # common-effect follows the data kind.
+        if model == "binomial-normal":
+            default_lik = "binomial"
+        else:
+            default_lik = (
+                "normal" if model == "normal-normal" or data_kind == "contrast" else "binomial"
+            )
         lik = likelihood or default_lik
         if model == "binomial-normal" and likelihood == "normal":
             raise ModelError("binomial-normal has a binomial likelihood; use --model normal-normal")
