@@ -124,7 +124,7 @@ def _progress(enabled: bool) -> Any:
             labels = {
                 "compile": "compiling the model (numba; reused within a process)",
                 "sample": "sampling 4 chains with nutpie",
-                "refit": "divergences: refitting at target_accept 0.95",
+                "refit": "divergences: refitting at target_accept 0.99",
                 "diagnostics": "checking convergence (R-hat, ESS, divergences, E-BFMI)",
                 "plots": "drawing figures",
                 "save": "writing results",
@@ -221,7 +221,7 @@ def fit(
     tune: Annotated[int, typer.Option(help="Tuning draws per chain.")] = 1000,
     chains: Annotated[int, typer.Option(help="Number of chains.")] = 4,
     seed: Annotated[int | None, typer.Option(help="Random seed (default 20261125).")] = None,
-    target_accept: Annotated[float, typer.Option(help="NUTS target acceptance.")] = 0.8,
+    target_accept: Annotated[float, typer.Option(help="NUTS target acceptance.")] = 0.9,
     out_dir: Annotated[
         Path | None,
         typer.Option(
@@ -254,7 +254,9 @@ def fit(
     for notice in trials.notices:
         err.print(f"[yellow]note[/yellow]: {notice}")
     with _progress(not as_json) as say:
-        result = do_fit(trials, spec=spec, priors=priors, settings=settings, progress=say)
+        result = do_fit(
+            trials, spec=spec, priors=priors, settings=settings, reusable=False, progress=say
+        )
         if out_dir is not None:
             result.timings |= _write_outputs(result, out_dir, say=say)
     summary = result.summary()
@@ -334,7 +336,14 @@ def run(
         if result is None:
             from trialsynth.fit import fit as do_fit
 
-            result = do_fit(trials, spec=model, priors=spec.priors, settings=settings, progress=say)
+            result = do_fit(
+                trials,
+                spec=model,
+                priors=spec.priors,
+                settings=settings,
+                reusable=False,
+                progress=say,
+            )
         if result.timings or not (folder / "forest.png").exists():
             result.timings |= _write_outputs(
                 result,
