@@ -365,6 +365,38 @@ def run(
         raise typer.Exit(code)
 
 
+@app.command()
+def query(
+    fit_dir: Annotated[Path, typer.Argument(metavar="FIT", help="Output folder of fit/run.")],
+    expressions: Annotated[
+        list[str], typer.Argument(metavar="EXPR...", help="e.g. 'P(OR > 1)' 'P(OR_new > 1)'")
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per expression.")
+    ] = False,
+) -> None:
+    """Posterior probabilities from a saved fit, without refitting."""
+    from trialsynth.results import FitResult
+
+    result = FitResult.load(fit_dir)
+    answers = [result.ask(e) for e in expressions]
+    if as_json:
+        for a in answers:
+            sys.stdout.write(json.dumps(a.to_json()) + "\n")
+        return
+    table = Table(show_header=True)
+    table.add_column("query")
+    table.add_column("probability", justify="right")
+    table.add_column("MCSE", justify="right")
+    for a in answers:
+        table.add_row(
+            a.query, f"{a.probability:.4f}", "exact" if a.mcse is None else f"{a.mcse:.4f}"
+        )
+    out.print(table)
+    if not result.ok:
+        err.print("[bold red]warning[/bold red]: this fit FAILED its convergence checks")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn known errors into one line and an exit code."""
     try:  # typer >= 0.20 vendors click as a private module

@@ -225,6 +225,27 @@ class FitResult:
         return list(self.provenance["studies"])
 
     @property
+    def subgroups(self) -> list[str]:
+        """Subgroup levels of a subgroup fit (empty otherwise)."""
+        post = self.tree["posterior"]
+        return [str(v) for v in post["subgroup"].values] if "subgroup" in post.coords else []
+
+    def prob(self, expr: str) -> float:
+        """Posterior probability of a query, e.g. ``fit.prob("OR > 1")``.
+
+        Accepts the condition alone or wrapped as ``P(...)``; see
+        :mod:`trialsynth.queries` for the grammar and :meth:`ask` for the MCSE.
+        """
+        return self.ask(expr).probability
+
+    def ask(self, expr: str) -> Any:
+        """The :class:`~trialsynth.queries.Answer` (probability and MCSE) of a query."""
+        from trialsynth.queries import ask
+
+        text = expr if expr.strip().startswith("P") and "(" in expr else f"P({expr})"
+        return ask(self, text)
+
+    @property
     def data_frame(self) -> pd.DataFrame:
         """The analysed data table (with provenance columns)."""
         from io import StringIO
