@@ -24,7 +24,8 @@ app = typer.Typer(
     help="Bayesian random-effects meta-analysis of randomised trials.",
 )
 out = Console()
-err = Console(stderr=True)
+# soft_wrap: a note or warning is one line however narrow the terminal or pipe.
+err = Console(stderr=True, soft_wrap=True)
 
 EXIT_BAD_INPUT = 2
 EXIT_NOT_CONVERGED = 3
@@ -427,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         if not e.format_message():  # no arguments: help was printed
             return EXIT_BAD_INPUT
-        hint = f" (see 'trialsynth {e.ctx.info_name if e.ctx else ''} --help')".replace("  ", " ")
+        hint = f" (see '{e.ctx.command_path if e.ctx else 'trialsynth'} --help')"
         print(f"trialsynth: error: {e.format_message()}{hint}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ClickException as e:

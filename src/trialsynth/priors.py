@@ -81,7 +81,9 @@ _CALL = re.compile(
 
 
 def _fmt(x: float) -> str:
-    return f"{x:g}" if abs(x) >= 1e-4 or x == 0 else f"{x:.3g}"
+    """Shortest text that parses back to exactly ``x`` (``2.82``, ``50``, ``1e-05``)."""
+    text = repr(float(x))
+    return text.removesuffix(".0")
 
 
 @dataclass(frozen=True)

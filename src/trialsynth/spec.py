@@ -109,7 +109,10 @@ def load_spec(path: str | Path) -> AnalysisSpec:
 
     def get(section: str, key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
         value = doc.get(section, {}).get(key, default)
-        if value is not default and not isinstance(value, kind):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # bool is a subclass of int in Python: `nu = true` must not read as 1.
+        wrong_bool = isinstance(value, bool) and bool not in kinds
+        if value is not default and (wrong_bool or not isinstance(value, kind)):
             names = (
                 kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             )
