@@ -23,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Bayesian random-effects meta-analysis of randomised trials.",
 )
-out = Console()
+out = Console(soft_wrap=True)
 # soft_wrap: a note or warning is one line however narrow the terminal or pipe.
 err = Console(stderr=True, soft_wrap=True)
 

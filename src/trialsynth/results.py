@@ -190,6 +190,7 @@ class FitResult:
             "seed": settings.seed,
             "notices": list(data.notices) + _model_notices(spec, data),
             "refits": list(refits),
+            "frequentist": classical_references(data, spec.correction),
             "data_table": data.to_frame().to_json(orient="records"),
         }
         provenance["fit_key"] = fit_key(provenance)
@@ -415,6 +416,34 @@ class FitResult:
             d = json.loads(summary_path.read_text(encoding="utf-8"))["diagnostics"]
             diag = as_diagnostics(d) if d.get("r_hat_max") is not None else None
         return cls(tree=tree, provenance=provenance, diagnostics=diag, engine=provenance["engine"])
+
+
+def classical_references(data: TrialData, correction: float = 0.5) -> dict[str, Any]:
+    """Classical pooled estimates beside the posterior (MH, Peto, IV, DL, REML, PM, DL-HK).
+
+    An estimator that cannot be computed on these data (e.g. Mantel-Haenszel with no
+    events at all) is recorded as ``{"error": "..."}`` instead of failing the fit.
+    """
+    from trialsynth.frequentist import classical_summary
+
+    lor = data.contrasts(correction=correction)
+    counts = {}
+    if data.kind == "arm":
+        counts = {
+            "events_t": data.events_t,
+            "n_t": data.n_t,
+            "events_c": data.events_c,
+            "n_c": data.n_c,
+        }
+    try:
+        return classical_summary(**counts, y=lor.y, se=lor.se)
+    except ValueError as err:
+        out: dict[str, Any] = {"error": str(err)}
+        try:
+            out |= classical_summary(y=lor.y, se=lor.se)
+        except ValueError:
+            pass
+        return out
 
 
 def _observed(spec: ModelSpec, data: TrialData) -> dict[str, np.ndarray]:
