@@ -32,6 +32,8 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "sampler": ("draws", "tune", "chains", "seed", "target_accept"),
     "output": ("dir",),
 }
+#: Sections whose contents are validated by their own modules (sensitivity, queries).
+_FREE_SECTIONS = ("sensitivity", "queries")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class AnalysisSpec:
     priors: PriorSet = field(default_factory=PriorSet)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     out_dir: Path | None = None
+    sensitivity: dict[str, Any] = field(default_factory=dict)
+    queries: dict[str, Any] = field(default_factory=dict)
 
     def data_source(self) -> str:
         """The data argument for :func:`trialsynth.data.load` (paths made absolute)."""
@@ -101,11 +105,13 @@ def load_spec(path: str | Path) -> AnalysisSpec:
     except UnicodeDecodeError:
         raise SpecError(f"{p}: not UTF-8 text") from None
     for section, table in doc.items():
-        if section not in _SECTIONS:
-            raise SpecError(f"{p}: unknown section [{section}]; valid: {', '.join(_SECTIONS)}")
+        if section not in _SECTIONS and section not in _FREE_SECTIONS:
+            valid = ", ".join((*_SECTIONS, *_FREE_SECTIONS))
+            raise SpecError(f"{p}: unknown section [{section}]; valid: {valid}")
         if not isinstance(table, dict):
             raise SpecError(f"{p}: [{section}] must be a table")
-        _check_keys(f"{p} [{section}]", table, _SECTIONS[section])
+        if section in _SECTIONS:
+            _check_keys(f"{p} [{section}]", table, _SECTIONS[section])
 
     def get(section: str, key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
         value = doc.get(section, {}).get(key, default)
@@ -163,4 +169,6 @@ def load_spec(path: str | Path) -> AnalysisSpec:
         priors=priors,
         sampler=sampler,
         out_dir=Path(out) if out else None,
+        sensitivity=dict(doc.get("sensitivity", {})),
+        queries=dict(doc.get("queries", {})),
     )
