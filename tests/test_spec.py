@@ -18,7 +18,7 @@ from trialsynth.priors import PriorSet, parse_prior
 from trialsynth.spec import AnalysisSpec, SpecError, load_spec
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
-SECTIONS = "analysis, data, model, priors, sampler, output"
+SECTIONS = "analysis, data, model, priors, sampler, output, sensitivity, queries"
 TAU_VALID = (
     "half-normal(sigma), half-cauchy(beta), half-t(nu, sigma), uniform(lower, upper), "
     "log-normal(mu, sigma), exponential(lam), gamma(alpha, beta), uniform-shrinkage, "
