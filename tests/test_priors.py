@@ -204,6 +204,7 @@ def test_prior_set_defaults_and_roles() -> None:
         "mu": "normal(0, 2.82)",
         "tau": "half-normal(0.5)",
         "baseline": "normal(0, 5)",
+        "beta": "normal(0, 10)",
     }
     ps = PriorSet.from_strings(tau="dumouchel", baseline="logistic(0, 1)")
     assert ps.mu == DEFAULT_MU

@@ -82,6 +82,7 @@ def test_shipped_ivig_rm_uses_the_documented_priors() -> None:
         "mu": "normal(0, 2.82)",
         "tau": "half-normal(0.5)",
         "baseline": "normal(0, 5)",
+        "beta": "normal(0, 10)",
     }
 
 
@@ -169,7 +170,8 @@ def test_unknown_model_name_is_an_error_when_used(tmp_path) -> None:
         ),
         (
             MINIMAL + '[model]\nrandom_effect = "student-t"\n',
-            " [model]: unknown key 'random_effect'; valid: model, likelihood, random_effects, nu",
+            " [model]: unknown key 'random_effect'; valid: model, likelihood, random_effects,"
+            " nu, subgroup, subgroup_tau, covariates",
         ),
         (
             MINIMAL + "[sampler]\niterations = 100\n",
@@ -183,11 +185,11 @@ def test_unknown_model_name_is_an_error_when_used(tmp_path) -> None:
         # a misspelt prior key must never fall back to the default prior
         (
             MINIMAL + '[priors]\ntua = "half-cauchy(1)"\n',
-            " [priors]: unknown key 'tua'; valid: mu, tau, baseline",
+            " [priors]: unknown key 'tua'; valid: mu, tau, baseline, beta",
         ),
         (
             MINIMAL + '[priors]\nTau = "half-cauchy(1)"\n',
-            " [priors]: unknown key 'Tau'; valid: mu, tau, baseline",
+            " [priors]: unknown key 'Tau'; valid: mu, tau, baseline, beta",
         ),
         (
             MINIMAL + '[priors]\ntau = "foo(1)"\n',

@@ -115,22 +115,81 @@ def _sample(compiled: Any, settings: SamplerSettings) -> Any:
     )
 
 
-def add_theta(raw: Any, spec: ModelSpec, studies: tuple[str, ...]) -> Any:
-    """Add the trial effects ``theta = mu + tau * z`` (or ``mu``) to the posterior."""
+def derive(raw: Any, spec: ModelSpec, data: TrialData, seed: int) -> Any:
+    """Replace the sampler's posterior by the quantities trialsynth reports.
+
+    ``theta_i = mu_i + tau_i z_i`` (``mu_i`` includes the trial's subgroup mean and
+    ``x_i beta``; the common-effect model has ``theta_i = mu_i``) and the predictive
+    ``theta_new`` are computed from the draws, exactly. For subgroup fits ``mu`` is the
+    unweighted average of the subgroup means, ``tau`` the shared SD (or the root mean
+    square of the subgroup SDs), and ``theta_new`` a future trial in a subgroup drawn
+    with equal probability; per subgroup: ``mu_subgroup``, ``tau_subgroup``,
+    ``theta_new_subgroup``.
+    """
     import xarray as xr
 
+    from trialsynth.models import design
+
+    des = design(spec, data)
     post = raw["posterior"].to_dataset()
-    if spec.random_effects is None:
-        theta = post["mu"].expand_dims(study=list(studies)).copy()
+    studies = list(data.study)
+    rng = np.random.default_rng([seed, 1])
+    out = xr.Dataset(coords={"chain": post["chain"], "draw": post["draw"], "study": studies})
+    chains_draws = post["mu_subgroup" if des.levels else "mu"].shape[:2]
+
+    def eps(shape: tuple[int, ...]) -> np.ndarray:
+        if spec.random_effects == "student-t":
+            return rng.standard_t(spec.nu, size=shape)
+        return rng.standard_normal(size=shape)
+
+    if des.levels:
+        mu_g = post["mu_subgroup"].values  # (chain, draw, level)
+        mu_i = mu_g[..., des.group]
+        if spec.random_effects is None:
+            tau_g = np.zeros_like(mu_g)
+        elif spec.separate_tau:
+            tau_g = post["tau_subgroup"].values
+        else:
+            tau_g = np.repeat(post["tau"].values[..., None], len(des.levels), axis=-1)
+        tau_i = tau_g[..., des.group]
+        new_g = mu_g + tau_g * eps(mu_g.shape) if spec.random_effects else mu_g.copy()
+        pick = rng.integers(len(des.levels), size=chains_draws)
+        sub = {"subgroup": list(des.levels)}
+        out["mu_subgroup"] = (("chain", "draw", "subgroup"), mu_g)
+        out["tau_subgroup"] = (("chain", "draw", "subgroup"), tau_g)
+        out["theta_new_subgroup"] = (("chain", "draw", "subgroup"), new_g)
+        out = out.assign_coords(sub)
+        out["mu"] = (("chain", "draw"), mu_g.mean(axis=-1))
+        out["tau"] = (("chain", "draw"), np.sqrt((tau_g**2).mean(axis=-1)))
+        out["theta_new"] = (
+            ("chain", "draw"),
+            np.take_along_axis(new_g, pick[..., None], -1)[..., 0],
+        )
     else:
-        theta = post["mu"] + post["tau"] * post["z"]
-    raw["posterior"] = xr.DataTree(post.assign(theta=theta.transpose("chain", "draw", "study")))
+        mu = post["mu"].values
+        tau = post["tau"].values if spec.random_effects is not None else np.zeros_like(mu)
+        mu_i = np.repeat(mu[..., None], data.k, axis=-1)
+        tau_i = np.repeat(tau[..., None], data.k, axis=-1)
+        out["mu"] = (("chain", "draw"), mu)
+        out["tau"] = (("chain", "draw"), tau)
+        new = mu + tau * eps(mu.shape) if spec.random_effects else mu.copy()
+        out["theta_new"] = (("chain", "draw"), new)
+    if des.covariates:
+        beta = post["beta"].values  # (chain, draw, p)
+        mu_i = mu_i + np.einsum("cdp,kp->cdk", beta, des.x)
+        out["beta"] = (("chain", "draw", "covariate"), beta)
+        out = out.assign_coords(covariate=list(des.covariates))
+    theta = mu_i + tau_i * post["z"].values if spec.random_effects is not None else mu_i
+    out["theta"] = (("chain", "draw", "study"), theta)
+    if "alpha" in post:
+        out["alpha"] = (("chain", "draw", "study"), post["alpha"].values)
+    raw["posterior"] = xr.DataTree(out)
     return raw
 
 
 def parameter_names(spec: ModelSpec, tree: Any) -> list[str]:
-    """The sampled parameters whose convergence is checked."""
-    names = ["mu", "theta"]
+    """The parameters whose convergence is checked (sampled ones and theta)."""
+    names = ["mu", "theta", "mu_subgroup", "tau_subgroup", "beta"]
     if spec.random_effects is not None:
         names.append("tau")
     if spec.likelihood == "binomial":
@@ -191,7 +250,7 @@ def fit(
 
     say("sample")
     t0 = time.perf_counter()
-    raw = add_theta(_sample(compiled, settings), spec, data.study)
+    raw = derive(_sample(compiled, settings), spec, data, settings.seed)
     timings["sample_s"] = time.perf_counter() - t0
 
     say("diagnostics")
@@ -202,7 +261,7 @@ def fit(
         first = diag
         settings = replace(settings, target_accept=RETRY_TARGET_ACCEPT)
         say("refit")
-        raw = add_theta(_sample(compiled, settings), spec, data.study)
+        raw = derive(_sample(compiled, settings), spec, data, settings.seed)
         diag = check(raw, parameter_names(spec, raw))
         refits.append(
             {
@@ -222,22 +281,6 @@ def fit(
         refits=tuple(refits),
         timings=timings,
     )
-
-
-def predictive_draws(mu: np.ndarray, tau: np.ndarray, spec: ModelSpec, seed: int) -> np.ndarray:
-    """Draws of a future trial's effect, theta_new ~ RE(mu, tau), one per posterior draw.
-
-    Drawn with numpy from its own seeded stream, so ``theta_new`` is exact given the
-    (mu, tau) draws and reproducible from the fit's seed.
-    """
-    rng = np.random.default_rng([seed, 1])
-    if spec.random_effects is None:
-        return np.array(mu, dtype=float, copy=True)
-    if spec.random_effects == "student-t":
-        eps = rng.standard_t(spec.nu, size=np.shape(mu))
-    else:
-        eps = rng.standard_normal(size=np.shape(mu))
-    return mu + tau * eps
 
 
 def as_diagnostics(d: dict[str, Any] | None) -> Diagnostics | None:

@@ -13,7 +13,7 @@ freedom for robust random effects); the common-effect model has ``theta_i = mu``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 MODELS = ("binomial-normal", "normal-normal", "common-effect")
 LIKELIHOODS = ("binomial", "normal")
 RANDOM_EFFECTS = ("normal", "student-t")
+SUBGROUP_TAU = ("shared", "separate")
 
 
 class ModelError(ValueError):
@@ -53,12 +54,23 @@ class ModelSpec:
     correction : float
         Continuity correction for contrasts computed from arm counts (normal
         likelihood only), added to every cell of trials with a zero cell.
+    subgroup : str or None
+        A covariate column whose levels get one mean each (``mu_subgroup``).
+    subgroup_tau : {"shared", "separate"}
+        One heterogeneity SD for all subgroups, or one per subgroup.
+    covariates : tuple of str
+        Numeric covariates of a meta-regression, ``theta_i ~ RE(mu + x_i beta, tau)``
+        with ``x`` centred at its mean over the trials (so ``mu`` is the effect at the
+        average covariate value).
     """
 
     likelihood: Literal["binomial", "normal"] = "binomial"
     random_effects: Literal["normal", "student-t"] | None = "normal"
     nu: float = 4.0
     correction: float = 0.5
+    subgroup: str | None = None
+    subgroup_tau: Literal["shared", "separate"] = "shared"
+    covariates: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -80,6 +92,9 @@ class ModelSpec:
         likelihood: str | None = None,
         random_effects: str | None = None,
         nu: float = 4.0,
+        subgroup: str | None = None,
+        subgroup_tau: str = "shared",
+        covariates: tuple[str, ...] | list[str] = (),
     ) -> ModelSpec:
         """Spec from the CLI/TOML options, checking every choice against the data kind.
 
@@ -115,8 +130,19 @@ class ModelSpec:
             )
         if not nu > 0:
             raise ModelError(f"Student-t degrees of freedom must be > 0, got {nu}")
+        if subgroup_tau not in SUBGROUP_TAU:
+            raise ModelError(
+                f"unknown subgroup_tau {subgroup_tau!r}; valid: {', '.join(SUBGROUP_TAU)}"
+            )
         re = None if model == "common-effect" else (random_effects or "normal")
-        return cls(likelihood=lik, random_effects=re, nu=float(nu))  # type: ignore[arg-type]
+        return cls(
+            likelihood=lik,  # type: ignore[arg-type]
+            random_effects=re,  # type: ignore[arg-type]
+            nu=float(nu),
+            subgroup=subgroup or None,
+            subgroup_tau=subgroup_tau,  # type: ignore[arg-type]
+            covariates=tuple(covariates),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly description."""
@@ -129,11 +155,89 @@ class ModelSpec:
             d["nu"] = self.nu
         if self.likelihood == "normal":
             d["correction"] = self.correction
+        if self.subgroup:
+            d["subgroup"] = self.subgroup
+            d["subgroup_tau"] = self.subgroup_tau
+        if self.covariates:
+            d["covariates"] = list(self.covariates)
         return d
+
+    @property
+    def separate_tau(self) -> bool:
+        """True when each subgroup has its own heterogeneity SD."""
+        return (
+            bool(self.subgroup)
+            and self.subgroup_tau == "separate"
+            and (self.random_effects is not None)
+        )
+
+
+@dataclass(frozen=True)
+class Design:
+    """Subgroup membership and centred covariates of the trials (what the model uses)."""
+
+    levels: tuple[str, ...] = ()
+    group: np.ndarray | None = None  # index into levels, per trial
+    covariates: tuple[str, ...] = ()
+    x: np.ndarray | None = None  # (k, p), centred
+    centre: tuple[float, ...] = ()
+
+
+def design(spec: ModelSpec, data: TrialData) -> Design:
+    """Subgroup indices and the centred covariate matrix, with clear errors."""
+    cov = data.covariates
+    levels: tuple[str, ...] = ()
+    group = None
+    if spec.subgroup:
+        if spec.subgroup not in cov.columns:
+            raise ModelError(
+                f"subgroup column {spec.subgroup!r} is not in the data; "
+                f"valid: {', '.join(map(str, cov.columns)) or '(no covariate columns)'}"
+            )
+        values = cov[spec.subgroup].loc[list(data.study)]
+        missing = [s for s, v in zip(data.study, values, strict=True) if _blank(v)]
+        if missing:
+            raise ModelError(f"subgroup column {spec.subgroup!r} has no value for {missing[0]!r}")
+        labels = [str(v) for v in values]
+        levels = tuple(sorted(set(labels)))
+        if len(levels) < 2:
+            raise ModelError(
+                f"subgroup column {spec.subgroup!r} has a single level ({levels[0]!r}): "
+                "nothing to compare"
+            )
+        group = np.array([levels.index(v) for v in labels], dtype=np.int64)
+    x = None
+    centre: tuple[float, ...] = ()
+    if spec.covariates:
+        cols = []
+        for name in spec.covariates:
+            if name not in cov.columns:
+                raise ModelError(
+                    f"covariate {name!r} is not in the data; "
+                    f"valid: {', '.join(map(str, cov.columns)) or '(no covariate columns)'}"
+                )
+            try:
+                col = cov[name].loc[list(data.study)].to_numpy(dtype=float)
+            except (TypeError, ValueError):
+                raise ModelError(f"covariate {name!r} is not numeric") from None
+            if not np.isfinite(col).all():
+                bad = data.study[int(np.flatnonzero(~np.isfinite(col))[0])]
+                raise ModelError(f"covariate {name!r} has no value for {bad!r}")
+            if np.ptp(col) == 0:
+                raise ModelError(f"covariate {name!r} is constant across trials")
+            cols.append(col)
+        raw = np.column_stack(cols)
+        centre = tuple(float(c) for c in raw.mean(axis=0))
+        x = raw - raw.mean(axis=0)
+    return Design(levels=levels, group=group, covariates=spec.covariates, x=x, centre=centre)
+
+
+def _blank(v: object) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == ""
 
 
 def observations(spec: ModelSpec, data: TrialData) -> dict[str, np.ndarray]:
-    """The observed data of the model as ``pm.Data`` values."""
+    """The observed data of the model (per trial) as ``pm.Data`` values."""
     if spec.likelihood == "binomial":
         return {
             "events_t": np.asarray(data.events_t, dtype=np.int64),
@@ -145,32 +249,56 @@ def observations(spec: ModelSpec, data: TrialData) -> dict[str, np.ndarray]:
     return {"y": np.asarray(lor.y, dtype=float), "se": np.asarray(lor.se, dtype=float)}
 
 
+def design_values(spec: ModelSpec, data: TrialData) -> dict[str, np.ndarray]:
+    """Subgroup index and covariate matrix as ``pm.Data`` values (may be empty)."""
+    d = design(spec, data)
+    out: dict[str, np.ndarray] = {}
+    if d.group is not None:
+        out["group"] = d.group
+    if d.x is not None:
+        out["x"] = d.x
+    return out
+
+
 def resolve_priors(spec: ModelSpec, data: TrialData, priors: PriorSet) -> PriorSet:
     """Fix data-dependent prior constants (s0 of uniform-shrinkage / DuMouchel)."""
     if not priors.tau.needs_data:
         return priors
     se = data.contrasts(correction=spec.correction).se
-    return PriorSet(mu=priors.mu, tau=priors.tau.resolve(se), baseline=priors.baseline)
+    return replace(priors, tau=priors.tau.resolve(se))
 
 
 def model_values(spec: ModelSpec, data: TrialData, priors: PriorSet) -> dict[str, np.ndarray]:
     """Every ``pm.Data`` value of the model: observations and prior hyperparameters."""
-    values = observations(spec, data)
-    values |= hyper_values(priors.mu, "mu")
+    values = observations(spec, data) | design_values(spec, data)
+    values |= hyper_values(priors.mu, _mu_name(spec))
     if spec.random_effects is not None:
-        values |= hyper_values(priors.tau, "tau")
+        values |= hyper_values(priors.tau, _tau_name(spec))
     if spec.likelihood == "binomial":
         values |= hyper_values(priors.baseline, "alpha")
+    if spec.covariates:
+        values |= hyper_values(priors.beta, "beta")
     return values
+
+
+def _mu_name(spec: ModelSpec) -> str:
+    return "mu_subgroup" if spec.subgroup else "mu"
+
+
+def _tau_name(spec: ModelSpec) -> str:
+    return "tau_subgroup" if spec.separate_tau else "tau"
 
 
 def structure_key(spec: ModelSpec, data: TrialData, priors: PriorSet) -> tuple[Any, ...]:
     """What a compiled model depends on: spec, number of trials and prior families."""
-    key: tuple[Any, ...] = (spec, data.k, prior_key(priors.mu))
+    d = design(spec, data)
+    key: tuple[Any, ...] = (spec, data.k, len(d.levels), prior_key(priors.mu))
     if spec.random_effects is not None:
         key += (prior_key(priors.tau),)
     if spec.likelihood == "binomial":
         key += (prior_key(priors.baseline),)
+    if spec.covariates:
+        key += (prior_key(priors.beta),)
     return key
 
 
@@ -186,15 +314,32 @@ def build_model(spec: ModelSpec, data: TrialData, priors: PriorSet) -> pm.Model:
     import pymc as pm
 
     obs = observations(spec, data)
-    with pm.Model(coords={"study": list(data.study)}) as model:
+    des = design(spec, data)
+    coords: dict[str, list[str]] = {"study": list(data.study)}
+    if des.levels:
+        coords["subgroup"] = list(des.levels)
+    if des.covariates:
+        coords["covariate"] = list(des.covariates)
+    with pm.Model(coords=coords) as model:
         d = {name: pm.Data(name, value, dims="study") for name, value in obs.items()}
-        mu = pymc_variable(priors.mu, "mu")
         # theta is not a Deterministic: nutpie would compile an extra expansion for it
         # (about 2 s); trialsynth.fit.add_theta computes it from the draws exactly.
+        if des.levels:
+            group = pm.Data("group", des.group, dims="study")
+            mu = pymc_variable(priors.mu, "mu_subgroup", dims="subgroup")[group]
+        else:
+            mu = pymc_variable(priors.mu, "mu")
+        if des.covariates:
+            x = pm.Data("x", des.x, dims=("study", "covariate"))
+            beta = pymc_variable(priors.beta, "beta", dims="covariate")
+            mu = mu + pm.math.dot(x, beta)
         if spec.random_effects is None:
             theta = mu
         else:
-            tau = pymc_variable(priors.tau, "tau")
+            if spec.separate_tau:
+                tau = pymc_variable(priors.tau, "tau_subgroup", dims="subgroup")[group]
+            else:
+                tau = pymc_variable(priors.tau, "tau")
             if spec.random_effects == "normal":
                 z = pm.Normal("z", 0.0, 1.0, dims="study")
             else:

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
-Role = Literal["mu", "tau", "baseline"]
+Role = Literal["mu", "tau", "baseline", "beta"]
 Scale = Literal["tau", "tau2", "precision"]
 
 
@@ -63,6 +63,7 @@ SCALES: tuple[Scale, ...] = ("tau", "tau2", "precision")
 _ROLE_FAMILIES: dict[Role, tuple[str, ...]] = {
     "mu": ("normal", "logistic", "student-t", "uniform", "flat"),
     "baseline": ("normal", "logistic", "student-t", "uniform", "flat"),
+    "beta": ("normal", "logistic", "student-t", "uniform", "flat"),
     "tau": (
         "half-normal",
         "half-cauchy",
@@ -505,6 +506,10 @@ DEFAULT_TAU = Prior("half-normal", (0.5,))
 #: probabilities between 5e-5 and 0.99995, so rare-event and zero-event arms are not
 #: pulled towards 50%, while the sampler is kept away from +-infinity.
 DEFAULT_BASELINE = Prior("normal", (0.0, 5.0))
+#: Meta-regression slopes, per unit of the (centred) covariate: diffuse on purpose; set a
+#: scale that suits the covariate's units (recorded and printed like every prior).
+DEFAULT_BETA = Prior("normal", (0.0, 10.0))
+ROLES: tuple[Role, ...] = ("mu", "tau", "baseline", "beta")
 
 
 @dataclass(frozen=True)
@@ -514,25 +519,27 @@ class PriorSet:
     mu: Prior = DEFAULT_MU
     tau: Prior = DEFAULT_TAU
     baseline: Prior = DEFAULT_BASELINE
+    beta: Prior = DEFAULT_BETA
 
     @classmethod
     def from_strings(
-        cls, mu: str | None = None, tau: str | None = None, baseline: str | None = None
+        cls,
+        mu: str | None = None,
+        tau: str | None = None,
+        baseline: str | None = None,
+        beta: str | None = None,
     ) -> PriorSet:
         """Parse each given string with its role; keep the defaults for the others."""
         return cls(
             mu=parse_prior(mu, "mu") if mu else DEFAULT_MU,
             tau=parse_prior(tau, "tau") if tau else DEFAULT_TAU,
             baseline=parse_prior(baseline, "baseline") if baseline else DEFAULT_BASELINE,
+            beta=parse_prior(beta, "beta") if beta else DEFAULT_BETA,
         )
 
     def to_dict(self) -> dict[str, str]:
         """Grammar strings (what ``summary.json`` records under ``priors``)."""
-        return {
-            "mu": self.mu.describe(),
-            "tau": self.tau.describe(),
-            "baseline": self.baseline.describe(),
-        }
+        return {role: getattr(self, role).describe() for role in ROLES}
 
 
 # --------------------------------------------------------------------------- PyMC
@@ -574,10 +581,10 @@ def pymc_variable(prior: Prior, name: str, *, dims: str | None = None) -> Any:
     if prior.family in NAMED_TAU:
         s0 = data[f"{name}_s0"]
         if prior.family == "uniform-shrinkage":
-            b = pm.Uniform(f"{name}_shrinkage", 0.0, 1.0)
-            return pm.Deterministic(name, s0 * pt.sqrt((1 - b) / b))
-        u = pm.Uniform(f"{name}_dumouchel", 0.0, 1.0)
-        return pm.Deterministic(name, s0 * (1 - u) / u)
+            b = pm.Uniform(f"{name}_shrinkage", 0.0, 1.0, dims=dims)
+            return pm.Deterministic(name, s0 * pt.sqrt((1 - b) / b), dims=dims)
+        u = pm.Uniform(f"{name}_dumouchel", 0.0, 1.0, dims=dims)
+        return pm.Deterministic(name, s0 * (1 - u) / u, dims=dims)
     fam = FAMILIES[prior.family]
     kwargs = {p: data[f"{name}_{p}"] for p in fam.params}
     dist = getattr(pm, fam.pymc)

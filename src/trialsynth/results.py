@@ -25,7 +25,7 @@ import pandas as pd
 from trialsynth import __version__
 from trialsynth.diagnostics import Diagnostics, probability_mcse
 from trialsynth.models import ModelSpec
-from trialsynth.priors import Prior, PriorSet
+from trialsynth.priors import ROLES, Prior, PriorSet
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -106,7 +106,7 @@ def provenance_key_fields(
         "format": FORMAT_VERSION,
         "data_sha256": data.sha256,
         "model": spec.to_dict(),
-        "priors": {role: getattr(priors, role).to_dict() for role in ("mu", "tau", "baseline")},
+        "priors": {role: getattr(priors, role).to_dict() for role in ROLES},
         "settings": settings.to_dict(),
         "versions": versions(),
     }
@@ -159,18 +159,8 @@ class FitResult:
         """Package nutpie's output: relabel studies, add theta_new, attach provenance."""
         import xarray as xr
 
-        from trialsynth.fit import predictive_draws
-
+        # fit.derive has already put theta, theta_new and subgroup quantities here.
         post = raw["posterior"].to_dataset()
-        post = post.assign_coords(study=list(data.study))
-        keep = [v for v in ("mu", "tau", "theta", "alpha") if v in post]
-        post = post[keep]
-        if "tau" not in post:
-            post["tau"] = xr.zeros_like(post["mu"])
-        post["theta_new"] = (
-            ("chain", "draw"),
-            predictive_draws(post["mu"].values, post["tau"].values, spec, settings.seed),
-        )
         stats_vars = [
             v
             for v in ("diverging", "energy", "step_size", "depth", "n_steps", "mean_tree_accept")
@@ -212,13 +202,16 @@ class FitResult:
             random_effects=m["random_effects"],
             nu=m.get("nu", 4.0),
             correction=m.get("correction", 0.5),
+            subgroup=m.get("subgroup"),
+            subgroup_tau=m.get("subgroup_tau", "shared"),
+            covariates=tuple(m.get("covariates", ())),
         )
 
     @property
     def priors(self) -> PriorSet:
         """The priors that were used (data-dependent constants resolved)."""
         p = self.provenance["priors"]
-        return PriorSet(**{role: Prior.from_dict(p[role]) for role in ("mu", "tau", "baseline")})
+        return PriorSet(**{role: Prior.from_dict(p[role]) for role in ROLES if role in p})
 
     @property
     def studies(self) -> list[str]:
@@ -296,6 +289,7 @@ class FitResult:
                 {"study": s, **_stats(theta[..., i]), "or": _or_stats(theta[..., i])}
                 for i, s in enumerate(self.studies)
             ],
+            **self._subgroup_summary(),
             "diagnostics": (
                 {
                     "r_hat_max": d.r_hat_max,
@@ -328,6 +322,49 @@ class FitResult:
         }
         return out
 
+    def _subgroup_summary(self) -> dict[str, Any]:
+        """Per-subgroup effects and contrasts, and meta-regression slopes (when fitted)."""
+        post = self.tree["posterior"]
+        out: dict[str, Any] = {}
+        if "mu_subgroup" in post:
+            levels = self.subgroups
+            mu_g = np.asarray(post["mu_subgroup"].values)
+            new_g = np.asarray(post["theta_new_subgroup"].values)
+            tau_g = np.asarray(post["tau_subgroup"].values)
+            frame = self.data_frame.set_index("study").loc[self.studies]
+            column = self.provenance["model"]["subgroup"]
+            out["subgroups"] = {
+                level: {
+                    "k": int((frame[column].astype(str) == level).sum()),
+                    "mu": _stats(mu_g[..., j]),
+                    "tau": _stats(tau_g[..., j]),
+                    "or": _or_stats(mu_g[..., j]),
+                    "or_new": _or_stats(new_g[..., j]),
+                    "p_mu_gt_0": float(np.mean(mu_g[..., j] > 0)),
+                    "p_theta_new_gt_0": float(np.mean(new_g[..., j] > 0)),
+                }
+                for j, level in enumerate(levels)
+            }
+            out["subgroup_contrasts"] = [
+                {
+                    "contrast": f"{a} vs {b}",
+                    "log_ratio_of_or": _stats(mu_g[..., i] - mu_g[..., j]),
+                    "ratio_of_or": _or_stats(mu_g[..., i] - mu_g[..., j]),
+                    "p_greater": float(np.mean(mu_g[..., i] > mu_g[..., j])),
+                }
+                for i, a in enumerate(levels)
+                for j, b in enumerate(levels)
+                if i < j
+            ]
+        if "beta" in post:
+            beta = np.asarray(post["beta"].values)
+            names = [str(c) for c in post["covariate"].values]
+            out["beta"] = {
+                name: {**_stats(beta[..., j]), "p_gt_0": float(np.mean(beta[..., j] > 0))}
+                for j, name in enumerate(names)
+            }
+        return out
+
     def _prior_roles(self) -> list[str]:
         m = self.provenance["model"]
         roles = ["mu"]
@@ -335,6 +372,8 @@ class FitResult:
             roles.append("tau")
         if m["likelihood"] == "binomial":
             roles.append("baseline")
+        if m.get("covariates"):
+            roles.append("beta")
         return roles
 
     def summary_frame(self) -> pd.DataFrame:

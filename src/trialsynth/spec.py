@@ -27,8 +27,16 @@ class SpecError(ValueError):
 _SECTIONS: dict[str, tuple[str, ...]] = {
     "analysis": ("name", "title", "question", "treatment", "control"),
     "data": ("source", "exclude", "columns"),
-    "model": ("model", "likelihood", "random_effects", "nu"),
-    "priors": ("mu", "tau", "baseline"),
+    "model": (
+        "model",
+        "likelihood",
+        "random_effects",
+        "nu",
+        "subgroup",
+        "subgroup_tau",
+        "covariates",
+    ),
+    "priors": ("mu", "tau", "baseline", "beta"),
     "sampler": ("draws", "tune", "chains", "seed", "target_accept"),
     "output": ("dir",),
 }
@@ -53,6 +61,9 @@ class AnalysisSpec:
     likelihood: str | None = None
     random_effects: str | None = None
     nu: float = 4.0
+    subgroup: str | None = None
+    subgroup_tau: str = "shared"
+    covariates: tuple[str, ...] = ()
     priors: PriorSet = field(default_factory=PriorSet)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     out_dir: Path | None = None
@@ -74,6 +85,9 @@ class AnalysisSpec:
             likelihood=self.likelihood,
             random_effects=self.random_effects,
             nu=self.nu,
+            subgroup=self.subgroup,
+            subgroup_tau=self.subgroup_tau,
+            covariates=self.covariates,
         )
 
     def output_dir(self) -> Path:
@@ -134,7 +148,7 @@ def load_spec(path: str | Path) -> AnalysisSpec:
         priors = PriorSet(
             **{
                 role: parse_prior(str(priors_table[role]), role)  # type: ignore[arg-type]
-                for role in ("mu", "tau", "baseline")
+                for role in ("mu", "tau", "baseline", "beta")
                 if role in priors_table
             }
         )
@@ -166,6 +180,9 @@ def load_spec(path: str | Path) -> AnalysisSpec:
         likelihood=get("model", "likelihood", str),
         random_effects=get("model", "random_effects", str),
         nu=float(get("model", "nu", (int, float), 4.0)),
+        subgroup=get("model", "subgroup", str),
+        subgroup_tau=get("model", "subgroup_tau", str, "shared"),
+        covariates=tuple(str(c) for c in get("model", "covariates", list, [])),
         priors=priors,
         sampler=sampler,
         out_dir=Path(out) if out else None,
