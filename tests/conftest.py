@@ -20,6 +20,7 @@ def crins_mcmc():
         spec=ModelSpec.from_options("normal-normal", data_kind=data.kind),
         priors=priors,
         settings=SamplerSettings(draws=5000, tune=1000, seed=11),
+        engine="mcmc",
     )
 
 

@@ -143,7 +143,9 @@ def _simulate(k: int, mu: float, tau: float, n: int, seed: int) -> TrialData:
 def test_recovery_of_planted_mu_and_tau(model):
     mu_true, tau_true = 0.5, 0.4
     data = _simulate(25, mu_true, tau_true, n=300, seed=2026)
-    res = fit(data, spec=ModelSpec.from_options(model), settings=SamplerSettings(seed=3))
+    res = fit(
+        data, spec=ModelSpec.from_options(model), settings=SamplerSettings(seed=3), engine="mcmc"
+    )
     s = res.summary()
     assert s["mu"]["q025"] < mu_true < s["mu"]["q975"]
     assert s["tau"]["q025"] < tau_true < s["tau"]["q975"]

@@ -53,7 +53,11 @@ def _fmt_interval(d: dict[str, float], key: str = "median") -> str:
 
 
 def print_summary(
-    summary: dict[str, Any], *, title: str, timings: dict[str, float] | None = None
+    summary: dict[str, Any],
+    *,
+    title: str,
+    timings: dict[str, float] | None = None,
+    shown_notices: tuple[str, ...] = (),
 ) -> None:
     """The rich table of a fit: pooled OR, tau, predictive OR, probabilities, diagnostics."""
     table = Table(title=title, title_justify="left", show_header=True)
@@ -73,7 +77,12 @@ def print_summary(
     for t in summary.get("theta", []):
         table.add_row(f"  shrunken OR: {t['study']}", _fmt_interval(t["or"]), "")
     out.print(table)
+    print_subgroups(summary)
     out.print("priors: " + "; ".join(f"{k} ~ {v}" for k, v in summary["priors"].items()))
+    shown = set(shown_notices)
+    for notice in summary.get("notices", []):
+        if notice not in shown:  # model notices (data notices were printed before the fit)
+            out.print(f"[yellow]note[/yellow]: {notice}")
     freq = summary.get("frequentist") or {}
     if freq:
         parts = [
@@ -111,6 +120,111 @@ def print_summary(
         )
 
 
+def print_agreement(rows: list[dict[str, Any]], diagnostics: dict[str, Any]) -> None:
+    """Exact and MCMC answers side by side, with the MCMC error in MCSE units."""
+    from trialsynth.agreement import AGREEMENT_Z
+
+    table = Table(title="exact vs MCMC (same model, data and priors)", title_justify="left")
+    for col in ("quantity", "exact", "MCMC", "MCSE", "z"):
+        table.add_column(col, justify="left" if col == "quantity" else "right")
+    for r in rows:
+        z = f"{r['z']:.1f}" if r["ok"] else f"[bold red]{r['z']:.1f}[/bold red]"
+        table.add_row(r["quantity"], f"{r['exact']:.4f}", f"{r['mcmc']:.4f}", f"{r['mcse']:.4f}", z)
+    out.print(table)
+    bad = [r["quantity"] for r in rows if not r["ok"]]
+    status = "passed" if diagnostics.get("ok", True) else "[bold red]FAILED[/bold red]"
+    if bad:
+        out.print(
+            f"[bold red]DISAGREEMENT[/bold red] beyond {AGREEMENT_Z:g} MCSE: {', '.join(bad)} "
+            f"(MCMC convergence checks {status})"
+        )
+    else:
+        out.print(
+            f"[green]agreement[/green]: every MCMC value within {AGREEMENT_Z:g} MCSE of the "
+            f"exact one (MCMC convergence checks {status})"
+        )
+
+
+def print_subgroups(summary: dict[str, Any]) -> None:
+    """Subgroup, meta-regression and Student-t sections of a fit (when it has them)."""
+    subgroups = summary.get("subgroups") or {}
+    if subgroups:
+        column = summary.get("model_spec", {}).get("subgroup", "subgroup")
+        tau_kind = summary.get("model_spec", {}).get("subgroup_tau", "shared")
+        from rich.markup import escape
+
+        def prob(p: float, mcse: float | None) -> str:
+            return f"{p:.3f}" + (f" ± {mcse:.3f}" if mcse is not None else "")
+
+        table = Table(
+            title=f"subgroups by {escape(column)} ({tau_kind} tau)",
+            title_justify="left",
+            show_header=True,
+        )
+        table.add_column("quantity")
+        table.add_column("median [95% CrI]", justify="right")
+        table.add_column("P(> 1)", justify="right")
+        for level, g in subgroups.items():
+            mc = g.get("mcse", {})
+            name = escape(f"{level} (k = {g['k']})")
+            table.add_row(
+                f"{name}: pooled OR",
+                _fmt_interval(g["or"]),
+                prob(g["p_mu_gt_0"], mc.get("p_mu_gt_0")),
+            )
+            table.add_row("  heterogeneity tau (log-OR)", _fmt_interval(g["tau"]), "")
+            table.add_row(
+                "  OR of a new trial",
+                _fmt_interval(g["or_new"]),
+                prob(g["p_theta_new_gt_0"], mc.get("p_theta_new_gt_0")),
+            )
+        for c in summary.get("subgroup_contrasts", []):
+            a, b = c.get("a"), c.get("b")
+            label = f"OR[{a}] / OR[{b}]" if a is not None else c["contrast"]
+            table.add_row(
+                escape(label),
+                _fmt_interval(c["ratio_of_or"]),
+                prob(c["p_greater"], c.get("p_greater_mcse")),
+            )
+        out.print(table)
+        out.print(
+            "P(> 1) of a ratio OR[a] / OR[b] is P(OR[a] > OR[b]). The pooled OR of the main "
+            "table is the unweighted average of the subgroups' log-ORs, its new trial is in a "
+            "subgroup drawn with equal probability.",
+            markup=False,
+        )
+    betas = summary.get("beta") or {}
+    if betas:
+        table = Table(
+            title="meta-regression (log-OR per unit of each covariate)",
+            title_justify="left",
+            show_header=True,
+        )
+        for col in ("covariate", "slope [95% CrI]", "posterior sd", "P(beta > 0)", "centred at"):
+            table.add_column(col, justify="left" if col == "covariate" else "right")
+        for name, b in betas.items():
+            table.add_row(
+                name,
+                f"{b['median']:.4f} [{b['q025']:.4f}, {b['q975']:.4f}]",
+                f"{b['sd']:.4f}",
+                f"{b['p_gt_0']:.3f}",
+                f"{b['centre']:.4g}" if "centre" in b else "",
+            )
+        out.print(table)
+        out.print("pooled OR in the main table: at the covariates' mean values (centred)")
+    spec = summary.get("model_spec", {})
+    if spec.get("random_effects") == "student-t":
+        if "nu" in summary:
+            nu = summary["nu"]
+            out.print(
+                "student-t random effects: degrees of freedom estimated, "
+                f"nu {nu['median']:.1f} [{nu['q025']:.1f}, {nu['q975']:.1f}] "
+                f"(prior {summary['priors'].get('nu', '?')})"
+            )
+        else:
+            out.print(f"student-t random effects: degrees of freedom fixed at nu = {spec['nu']:g}")
+
+
 def _progress(enabled: bool) -> Any:
     """A rich status line naming the current phase (on stderr)."""
     from contextlib import nullcontext
@@ -124,6 +238,7 @@ def _progress(enabled: bool) -> Any:
             self.status.__enter__()
             labels = {
                 "compile": "compiling the model (numba; reused within a process)",
+                "exact": "computing the exact posterior (numerical integration over tau)",
                 "sample": "sampling 4 chains with nutpie",
                 "refit": "divergences: refitting at target_accept 0.99",
                 "diagnostics": "checking convergence (R-hat, ESS, divergences, E-BFMI)",
@@ -202,6 +317,13 @@ def fit(
     model: Annotated[
         str, typer.Option(help="binomial-normal | normal-normal | common-effect")
     ] = "binomial-normal",
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="auto | mcmc | exact | both. auto: exact for normal-normal where the priors "
+            "allow, else MCMC; both: exact and MCMC side by side with their agreement."
+        ),
+    ] = "auto",
     likelihood: Annotated[
         str | None, typer.Option(help="binomial | normal (for common-effect)")
     ] = None,
@@ -216,8 +338,31 @@ def fit(
     ] = None,
     random_effects: Annotated[str, typer.Option(help="normal | student-t")] = "normal",
     nu: Annotated[
-        float, typer.Option(help="Degrees of freedom of student-t random effects.")
-    ] = 4.0,
+        float | None,
+        typer.Option(help="Fixed degrees of freedom of student-t random effects (default 4)."),
+    ] = None,
+    nu_prior: Annotated[
+        str | None,
+        typer.Option(
+            help="Estimate the student-t degrees of freedom under this prior, e.g. "
+            "'gamma(2, 0.1)' (Juarez & Steel 2010)."
+        ),
+    ] = None,
+    subgroup: Annotated[
+        str | None,
+        typer.Option(help="Covariate column with one pooled effect per level, e.g. population."),
+    ] = None,
+    subgroup_tau: Annotated[
+        str, typer.Option(help="shared | separate heterogeneity SD across subgroups.")
+    ] = "shared",
+    covariate: Annotated[
+        list[str] | None,
+        typer.Option(help="Numeric covariate of a meta-regression (repeat for several)."),
+    ] = None,
+    beta_prior: Annotated[
+        str | None,
+        typer.Option(help="Prior of the meta-regression slopes, e.g. 'normal(0, 1)'."),
+    ] = None,
     draws: Annotated[int, typer.Option(help="Posterior draws per chain.")] = 2000,
     tune: Annotated[int, typer.Option(help="Tuning draws per chain.")] = 1000,
     chains: Annotated[int, typer.Option(help="Number of chains.")] = 4,
@@ -234,13 +379,19 @@ def fit(
         bool, typer.Option(help="Exit 3 when the fit fails its convergence checks.")
     ] = False,
 ) -> None:
-    """Fit a random-effects meta-analysis by MCMC and print its summary."""
+    """Fit a random-effects meta-analysis (MCMC or exact) and print its summary."""
     from trialsynth.fit import DEFAULT_SEED, SamplerSettings
     from trialsynth.fit import fit as do_fit
     from trialsynth.models import ModelSpec
     from trialsynth.priors import PriorSet
 
-    priors = PriorSet.from_strings(mu=mu_prior, tau=tau_prior, baseline=baseline_prior)
+    priors = PriorSet.from_strings(
+        mu=mu_prior, tau=tau_prior, baseline=baseline_prior, beta=beta_prior, nu=nu_prior
+    )
+    if nu is not None and nu_prior is not None:
+        raise CLIError("give either --nu (fixed degrees of freedom) or --nu-prior, not both")
+    if beta_prior is not None and not covariate:
+        raise CLIError("--beta-prior needs a meta-regression: add --covariate NAME")
     settings = SamplerSettings(
         draws=draws,
         tune=tune,
@@ -250,21 +401,66 @@ def fit(
     )
     trials = _load_data(data, min_trials=1 if model == "common-effect" else 2)
     spec = ModelSpec.from_options(
-        model, data_kind=trials.kind, likelihood=likelihood, random_effects=random_effects, nu=nu
+        model,
+        data_kind=trials.kind,
+        likelihood=likelihood,
+        random_effects=random_effects,
+        nu=None if nu_prior is not None else (4.0 if nu is None else nu),
+        subgroup=subgroup,
+        subgroup_tau=subgroup_tau,
+        covariates=tuple(covariate or ()),
     )
+    from trialsynth.models import design as check_design
+
+    check_design(spec, trials)  # unknown subgroup/covariate columns: one-line error now
     for notice in trials.notices:
         err.print(f"[yellow]note[/yellow]: {notice}")
+    from trialsynth.fit import ENGINES
+
+    if engine not in (*ENGINES, "both"):
+        raise CLIError(f"unknown engine {engine!r}; valid: {', '.join((*ENGINES, 'both'))}")
+    both = engine == "both"
     with _progress(not as_json) as say:
         result = do_fit(
-            trials, spec=spec, priors=priors, settings=settings, reusable=False, progress=say
+            trials,
+            spec=spec,
+            priors=priors,
+            settings=settings,
+            reusable=False,
+            progress=say,
+            engine="exact" if both else engine,
         )
+        if both:
+            mcmc = do_fit(
+                trials,
+                spec=spec,
+                priors=priors,
+                settings=settings,
+                reusable=False,
+                progress=say,
+                engine="mcmc",
+            )
         if out_dir is not None:
             result.timings |= _write_outputs(result, out_dir, say=say)
     summary = result.summary()
+    if both:
+        from trialsynth.agreement import engine_agreement
+
+        summary["agreement"] = engine_agreement(result, mcmc)
+        summary["mcmc"] = {
+            k: v for k, v in mcmc.summary().items() if k in ("diagnostics", "status", "mcse")
+        }
+        if not as_json:
+            print_agreement(summary["agreement"], mcmc.summary()["diagnostics"])
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
-        print_summary(summary, title=f"{trials.name}: {spec.name}", timings=result.timings)
+        print_summary(
+            summary,
+            title=f"{trials.name}: {spec.name}",
+            timings=result.timings,
+            shown_notices=trials.notices,
+        )
     code = _report_failed(summary, strict)
     if code:
         raise typer.Exit(code)
@@ -317,11 +513,13 @@ def run(
     for s in spec.exclude:
         err.print(f"[yellow]note[/yellow]: excluded {s} (spec [data] exclude)")
 
-    from trialsynth.fit import SamplerSettings  # noqa: F401 - settings type for readers
+    from trialsynth.fit import choose_engine
+    from trialsynth.models import resolve_priors
     from trialsynth.results import FitResult, fit_key, provenance_key_fields
 
     result = None
-    key = fit_key(provenance_key_fields(trials, model, spec.priors, settings))
+    engine = choose_engine(spec.engine, model, resolve_priors(model, trials, spec.priors))
+    key = fit_key(provenance_key_fields(trials, model, spec.priors, settings, engine=engine))
     if not refit and (folder / "posterior.nc").exists():
         try:
             previous = FitResult.load(folder)
@@ -344,6 +542,7 @@ def run(
                 settings=settings,
                 reusable=False,
                 progress=say,
+                engine=engine,
             )
         if result.timings or not (folder / "forest.png").exists():
             result.timings |= _write_outputs(
@@ -359,7 +558,12 @@ def run(
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
-        print_summary(summary, title=spec.title or spec.name, timings=result.timings)
+        print_summary(
+            summary,
+            title=spec.title or spec.name,
+            timings=result.timings,
+            shown_notices=trials.notices,
+        )
         out.print(f"wrote {folder}/ (summary.json, summary.csv, posterior.nc, forest.png)")
     code = _report_failed(summary, strict)
     if code:
@@ -398,6 +602,114 @@ def query(
         err.print("[bold red]warning[/bold red]: this fit FAILED its convergence checks")
 
 
+@app.command()
+def design(
+    fit_dir: Annotated[Path, typer.Argument(metavar="FIT", help="Output folder of fit/run.")],
+    n_per_arm: Annotated[
+        list[int] | None,
+        typer.Option("--n-per-arm", help="Participants per arm (repeat for several sizes)."),
+    ] = None,
+    n_range: Annotated[
+        str | None, typer.Option("--n-range", help="Sizes per arm START:STOP:STEP, e.g. 50:1000:50")
+    ] = None,
+    control_rate: Annotated[
+        float | None,
+        typer.Option(help="Control-arm event rate (default: drawn from the fit's control arms)."),
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Two-sided level of the Wald test.")] = 0.05,
+    criterion: Annotated[
+        str, typer.Option(help="two-sided-test | posterior (P(OR > 1) > --threshold)")
+    ] = "two-sided-test",
+    threshold: Annotated[
+        float, typer.Option(help="Posterior P(OR > 1) needed (criterion posterior).")
+    ] = 0.95,
+    analysis_prior: Annotated[
+        str,
+        typer.Option(help="Prior of the new trial's log-OR (criterion posterior): normal(m, s)."),
+    ] = "normal(0, 2.82)",
+    target: Annotated[float, typer.Option(help="Assurance wanted (reports the N).")] = 0.8,
+    sims: Annotated[int, typer.Option(help="Simulated future trials.")] = 40_000,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: the fit's seed).")] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write the assurance curve figure (PNG).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the design object(s) as JSON.")
+    ] = False,
+) -> None:
+    """Assurance of a future trial (probability it shows benefit) from a saved fit."""
+    from trialsynth.assurance import Criterion, design_trial, parse_n_range
+    from trialsynth.results import FitResult
+
+    sizes = list(n_per_arm or []) + (parse_n_range(n_range) if n_range else [])
+    crit = Criterion.from_options(
+        criterion, alpha=alpha, threshold=threshold, analysis_prior=analysis_prior
+    )
+    result = FitResult.load(fit_dir)
+    res = design_trial(
+        result, sizes, control_rate=control_rate, criterion=crit, target=target, sims=sims,
+        seed=seed,
+    )
+    if plot is not None:
+        import matplotlib.pyplot as plt
+
+        from trialsynth.plots import assurance_plot
+
+        fig = assurance_plot(res)
+        fig.savefig(plot, dpi=200)
+        plt.close(fig)
+    if not result.ok:
+        err.print(
+            "[bold red]warning[/bold red]: this fit FAILED its convergence checks; "
+            'its design numbers are marked "fit_status": "failed"'
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(res.to_json(), indent=2) + "\n")
+        return
+    from rich import box
+
+    table = Table(
+        title=f"future trial from {res.data_name}: {crit.describe()}",
+        title_justify="left",
+        show_header=True,
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+    )
+    for col in ("N/arm", "assurance", "power", "obs. OR", "births T", "births C"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for p in res.points:
+        o, t, c = (p.predictive[k] for k in ("or_observed", "live_births_t", "live_births_c"))
+        table.add_row(
+            str(p.n_per_arm),
+            f"{p.assurance:.3f}±{p.mcse:.3f}",
+            f"{p.classical_power:.3f}",
+            f"{o['median']:.2f} [{o['q025']:.2f}-{o['q975']:.2f}]",
+            f"{t['median']:.0f} [{t['q025']:.0f}-{t['q975']:.0f}]",
+            f"{c['median']:.0f} [{c['q025']:.0f}-{c['q975']:.0f}]",
+        )
+    out.print(table)
+    out.print(
+        "assurance ± MCSE; power: classical power at the pooled estimate; obs. OR and live "
+        "births per arm (treatment, control): predictive median [95% interval]"
+    )
+    rate = f"control rate {res.control_rate:.3f}"
+    if res.control_rate_interval:
+        lo, hi = res.control_rate_interval
+        rate += f" (median; 95% {lo:.3f}-{hi:.3f}; {res.control_source})"
+    out.print(rate)
+    out.print("fit priors: " + "; ".join(f"{k} ~ {v}" for k, v in res.fit_priors.items()))
+    out.print(
+        f"classical power: at the pooled posterior median OR {res.pooled_or:.2f} "
+        "and the median control rate (ignores uncertainty and heterogeneity)"
+    )
+    out.print(
+        f"limit as N grows: P(OR_new > 1) = {res.assurance_limit:.3f} "
+        f"± {res.assurance_limit_mcse:.3f}; {res.target_note}"
+    )
+    out.print(f"{res.sims} simulated trials, seed {res.seed}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn known errors into one line and an exit code."""
     try:  # typer >= 0.20 vendors click as a private module
@@ -405,6 +717,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:  # pragma: no cover - older typer with click installed
         from click.exceptions import ClickException, UsageError
 
+    from trialsynth.assurance import AssuranceError
     from trialsynth.data import DataError
     from trialsynth.models import ModelError
     from trialsynth.priors import PriorError
@@ -418,6 +731,7 @@ def main(argv: list[str] | None = None) -> int:
         ModelError,
         SpecError,
         ResultError,
+        AssuranceError,
         ValueError,
         OSError,
     )

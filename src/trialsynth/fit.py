@@ -18,6 +18,7 @@ import numpy as np
 
 from trialsynth.diagnostics import Diagnostics, check
 from trialsynth.models import (
+    ModelError,
     ModelSpec,
     build_model,
     model_values,
@@ -34,6 +35,12 @@ if TYPE_CHECKING:
 DEFAULT_SEED = 20261125
 #: Target acceptance used for the automatic refit after divergent transitions.
 RETRY_TARGET_ACCEPT = 0.99
+#: Largest arm the binomial likelihood is sampled for. Measured (BENCHMARKS.md, reliability):
+#: 4 trials with 10^6 per arm converge (bulk ESS ~500 of 8000 draws); with 10^7 the
+#: non-centred posterior is too narrow for NUTS to adapt (R-hat 1.02, ESS < 400) and with
+#: 10^9 it fails outright (R-hat > 1.7). The normal approximation is exact to < 1e-3 on
+#: the log-OR scale for such arms, so the error points to the normal-normal model.
+MAX_BINOMIAL_ARM = 10**6
 
 Progress = Callable[[str], None]
 
@@ -139,6 +146,9 @@ def derive(raw: Any, spec: ModelSpec, data: TrialData, seed: int) -> Any:
 
     def eps(shape: tuple[int, ...]) -> np.ndarray:
         if spec.random_effects == "student-t":
+            if spec.nu is None:  # estimated: one t draw per posterior draw of nu
+                nu = post["nu"].values.reshape(post["nu"].shape + (1,) * (len(shape) - 2))
+                return rng.standard_t(np.broadcast_to(nu, shape))
             return rng.standard_t(spec.nu, size=shape)
         return rng.standard_normal(size=shape)
 
@@ -179,17 +189,21 @@ def derive(raw: Any, spec: ModelSpec, data: TrialData, seed: int) -> Any:
         mu_i = mu_i + np.einsum("cdp,kp->cdk", beta, des.x)
         out["beta"] = (("chain", "draw", "covariate"), beta)
         out = out.assign_coords(covariate=list(des.covariates))
+        # the covariates are centred at their mean: mu is the effect at these values
+        out = out.assign_coords(covariate_centre=("covariate", list(des.centre)))
     theta = mu_i + tau_i * post["z"].values if spec.random_effects is not None else mu_i
     out["theta"] = (("chain", "draw", "study"), theta)
     if "alpha" in post:
         out["alpha"] = (("chain", "draw", "study"), post["alpha"].values)
+    if spec.estimate_nu:
+        out["nu"] = (("chain", "draw"), post["nu"].values)
     raw["posterior"] = xr.DataTree(out)
     return raw
 
 
 def parameter_names(spec: ModelSpec, tree: Any) -> list[str]:
     """The parameters whose convergence is checked (sampled ones and theta)."""
-    names = ["mu", "theta", "mu_subgroup", "tau_subgroup", "beta"]
+    names = ["mu", "theta", "mu_subgroup", "tau_subgroup", "beta", "nu"]
     if spec.random_effects is not None:
         names.append("tau")
     if spec.likelihood == "binomial":
@@ -206,8 +220,9 @@ def fit(
     retry_divergences: bool = True,
     reusable: bool = True,
     progress: Progress | None = None,
+    engine: str = "auto",
 ) -> FitResult:
-    """Fit a random-effects meta-analysis by MCMC (NUTS via nutpie).
+    """Fit a random-effects meta-analysis by MCMC (NUTS via nutpie) or exactly.
 
     Parameters
     ----------
@@ -228,18 +243,28 @@ def fit(
         process (see :func:`compiled_model`); False compiles faster for a single fit.
     progress : callable, optional
         Called with the name of each phase as it starts.
+    engine : {"mcmc", "exact", "auto"}
+        ``"exact"``: the normal-normal model by numerical integration
+        (:mod:`trialsynth.exact`; no Monte Carlo error in its summaries, and
+        ``settings.draws * settings.chains`` independent draws from ``settings.seed`` for
+        anything else); an error names what prevents it. ``"auto"``: exact wherever
+        :func:`exact_unavailable` allows, MCMC otherwise.
 
     Returns
     -------
     FitResult
         Posterior, diagnostics and provenance; its ``diagnostics.ok`` says whether the
-        fit passed the convergence checks.
+        fit passed the convergence checks (``diagnostics`` is None for exact fits).
     """
     from trialsynth.results import FitResult
 
     spec = spec or ModelSpec()
     priors = resolve_priors(spec, data, priors or PriorSet())
     settings = requested = settings or SamplerSettings()
+    engine = choose_engine(engine, spec, priors)
+    if engine == "exact":
+        return _fit_exact(data, spec, priors, settings, progress)
+    check_sampleable(spec, data)
     say = progress or (lambda _phase: None)
     timings: dict[str, float] = {}
 
@@ -271,6 +296,18 @@ def fit(
             }
         )
     timings["diagnostics_s"] = time.perf_counter() - t0
+    from trialsynth.agreement import likelihood_notice
+
+    mu = raw["posterior"]["mu"].values
+    notice = likelihood_notice(
+        {
+            "mu": {"median": float(np.median(mu)), "sd": float(mu.std())},
+            "p_mu_gt_0": float((mu > 0).mean()),
+        },
+        data,
+        spec,
+        priors,
+    )
     return FitResult.from_sampler(
         raw,
         data=data,
@@ -280,7 +317,118 @@ def fit(
         diagnostics=diag,
         refits=tuple(refits),
         timings=timings,
+        notices=(notice,) if notice else (),
     )
+
+
+ENGINES = ("mcmc", "exact", "auto")
+
+
+def exact_unavailable(spec: ModelSpec, priors: PriorSet) -> str | None:
+    """Why the exact engine cannot fit this model, or None when it can.
+
+    The exact engine covers the normal-normal random-effects model without subgroups
+    or covariates, with a normal or flat prior on mu and any heterogeneity prior.
+    """
+    if spec.likelihood != "normal":
+        return "the exact engine needs the normal likelihood (--model normal-normal)"
+    if spec.random_effects != "normal":
+        kind = "common-effect" if spec.random_effects is None else "student-t random effects"
+        return f"the exact engine needs normal random effects, not {kind}"
+    if spec.subgroup or spec.covariates:
+        return "the exact engine does not fit subgroups or covariates"
+    if priors.mu.family not in ("normal", "flat"):
+        return f"the exact engine needs a normal or flat mu prior, not {priors.mu.family}"
+    return None
+
+
+def choose_engine(engine: str, spec: ModelSpec, priors: PriorSet) -> str:
+    """Resolve ``"auto"`` and check that an explicit ``"exact"`` is possible."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+    reason = exact_unavailable(spec, priors)
+    if engine == "auto":
+        return "mcmc" if reason else "exact"
+    if engine == "exact" and reason:
+        raise ModelError(f"{reason}; use --engine mcmc")
+    return engine
+
+
+def exact_for(
+    y: np.ndarray, se: np.ndarray, priors: PriorSet, labels: list[str] | tuple[str, ...]
+) -> Any:
+    """The :class:`~trialsynth.exact.ExactPosterior` of contrasts under these priors."""
+    from trialsynth.exact import exact_posterior
+
+    mu = None if priors.mu.family == "flat" else (priors.mu.params[0], priors.mu.params[1])
+    return exact_posterior(y, se, priors.tau.tau_dist(), mu, labels=list(labels))
+
+
+def _fit_exact(
+    data: TrialData,
+    spec: ModelSpec,
+    priors: PriorSet,
+    settings: SamplerSettings,
+    progress: Progress | None,
+) -> FitResult:
+    """Exact posterior, packaged like an MCMC fit (iid draws for queries and plots)."""
+    import xarray as xr
+
+    from trialsynth.results import FitResult
+
+    say = progress or (lambda _phase: None)
+    say("exact")
+    t0 = time.perf_counter()
+    lor = data.contrasts(correction=spec.correction)
+    post = exact_for(lor.y, lor.se, priors, data.study)
+    shape = (settings.chains, settings.draws)
+    d = post.sample(settings.chains * settings.draws, rng=np.random.default_rng([settings.seed, 2]))
+    posterior = xr.Dataset(
+        {
+            "mu": (("chain", "draw"), d["mu"].reshape(shape)),
+            "tau": (("chain", "draw"), d["tau"].reshape(shape)),
+            "theta_new": (("chain", "draw"), d["theta_new"].reshape(shape)),
+            "theta": (("chain", "draw", "study"), d["theta"].reshape(*shape, data.k)),
+        },
+        coords={
+            "chain": np.arange(shape[0]),
+            "draw": np.arange(shape[1]),
+            "study": list(data.study),
+        },
+    )
+    timings = {"exact_s": time.perf_counter() - t0}
+    result = FitResult.from_exact(
+        xr.DataTree.from_dict({"posterior": posterior}),
+        data=data,
+        spec=spec,
+        priors=priors,
+        settings=settings,
+        timings=timings,
+    )
+    result.__dict__["exact"] = post  # the cached property, already computed
+    return result
+
+
+def check_sampleable(spec: ModelSpec, data: TrialData) -> None:
+    """Refuse, before compiling, an MCMC fit that cannot be sampled reliably.
+
+    Raises
+    ------
+    ModelError
+        A binomial likelihood with an arm larger than :data:`MAX_BINOMIAL_ARM`.
+    """
+    if spec.likelihood != "binomial" or data.kind != "arm":
+        return
+    assert data.n_t is not None and data.n_c is not None
+    sizes = np.maximum(data.n_t, data.n_c)
+    i = int(np.argmax(sizes))
+    if sizes[i] > MAX_BINOMIAL_ARM:
+        raise ModelError(
+            f"{data.name}: trial {data.study[i]!r} has an arm of {int(sizes[i]):,} participants;"
+            f" the binomial likelihood is sampled for arms up to {MAX_BINOMIAL_ARM:,} (larger"
+            " ones are too precise for NUTS): use --model normal-normal, whose normal"
+            " approximation is exact at these sizes"
+        )
 
 
 def as_diagnostics(d: dict[str, Any] | None) -> Diagnostics | None:

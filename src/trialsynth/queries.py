@@ -174,6 +174,9 @@ def ask(fit: FitResult, text: str | Query) -> Answer:
     """
     q = parse_query(text) if isinstance(text, str) else text
     x, is_or = _draws(fit, q.target)
+    exact = _exact_answer(fit, q, is_or)
+    if exact is not None:
+        return exact
     scale = np.exp if is_or else (lambda v: v)
     if q.other is not None:
         y, other_or = _draws(fit, q.other)
@@ -188,6 +191,44 @@ def ask(fit: FitResult, text: str | Query) -> Answer:
         if q.upper is not None:
             ind &= v < q.upper
     return Answer(q.text, float(ind.mean()), probability_mcse(ind))
+
+
+def _exact_marginal(fit: FitResult, t: Target) -> Any:
+    """The exact marginal of a single target of an exact fit, or None."""
+    post = fit.exact
+    if post is None:
+        return None
+    if t.label is None:
+        if t.name in ("OR", "mu"):
+            return post.mu
+        if t.name in ("OR_new", "theta_new"):
+            return post.theta_new
+        return post.tau if t.name == "tau" else None
+    if t.name == "OR" and t.label in fit.studies:
+        return post.theta(t.label)
+    return None
+
+
+def _exact_answer(fit: FitResult, q: Query, is_or: bool) -> Answer | None:
+    """P(lower < X < upper) from an exact marginal's cdf (comparisons use the draws)."""
+    if q.other is not None:
+        return None
+    marginal = _exact_marginal(fit, q.target)
+    if marginal is None:
+        return None
+
+    def to_scale(c: float) -> float:
+        if not is_or:
+            return c
+        return np.log(c) if c > 0 else -np.inf
+
+    lo = -np.inf if q.lower is None else to_scale(q.lower)
+    hi = np.inf if q.upper is None else to_scale(q.upper)
+    p_hi = 1.0 if hi == np.inf else float(marginal.cdf(hi))
+    p = p_hi - (float(marginal.cdf(lo)) if lo > -np.inf else 0.0)
+    if q.upper is None and lo > -np.inf:
+        p = float(marginal.sf(lo))  # no cancellation in the far tail
+    return Answer(q.text, min(max(p, 0.0), 1.0), None)
 
 
 def benefit_curve(fit: FitResult, thresholds: np.ndarray | None = None) -> Any:

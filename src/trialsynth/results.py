@@ -15,6 +15,7 @@ import os
 import platform
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
     from trialsynth.data import TrialData
     from trialsynth.fit import SamplerSettings
 
-FORMAT_VERSION = 1
+#: 2: the engine (mcmc/exact) is part of the fit key.
+FORMAT_VERSION = 2
 _VERSIONED = (
     "pymc",
     "pytensor",
@@ -96,7 +98,11 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def provenance_key_fields(
-    data: TrialData, spec: ModelSpec, priors: PriorSet, settings: SamplerSettings
+    data: TrialData,
+    spec: ModelSpec,
+    priors: PriorSet,
+    settings: SamplerSettings,
+    engine: str = "mcmc",
 ) -> dict[str, Any]:
     """The provenance fields that determine a fit's numbers (known before sampling)."""
     from trialsynth.models import resolve_priors
@@ -108,13 +114,14 @@ def provenance_key_fields(
         "model": spec.to_dict(),
         "priors": {role: getattr(priors, role).to_dict() for role in ROLES},
         "settings": settings.to_dict(),
+        "engine": engine,
         "versions": versions(),
     }
 
 
 def fit_key(provenance: dict[str, Any]) -> str:
     """Hash of everything that determines the numbers of a fit."""
-    keys = ("data_sha256", "model", "priors", "settings", "versions", "format")
+    keys = ("data_sha256", "model", "priors", "settings", "engine", "versions", "format")
     blob = json.dumps({k: provenance.get(k) for k in keys}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -155,6 +162,7 @@ class FitResult:
         diagnostics: Diagnostics,
         refits: tuple[dict[str, Any], ...] = (),
         timings: dict[str, float] | None = None,
+        notices: tuple[str, ...] = (),
     ) -> FitResult:
         """Package nutpie's output: relabel studies, add theta_new, attach provenance."""
         import xarray as xr
@@ -173,12 +181,11 @@ class FitResult:
         )
         provenance = {
             **provenance_key_fields(data, spec, priors, settings),
-            "engine": "mcmc",
             "data_name": data.name,
             "k": data.k,
             "studies": list(data.study),
             "seed": settings.seed,
-            "notices": list(data.notices) + _model_notices(spec, data),
+            "notices": list(data.notices) + _model_notices(spec, data) + list(notices),
             "refits": list(refits),
             "frequentist": classical_references(data, spec.correction),
             "data_table": data.to_frame().to_json(orient="records"),
@@ -190,6 +197,64 @@ class FitResult:
         tree.attrs["trialsynth"] = json.dumps(provenance, sort_keys=True)
         tree.attrs["trialsynth_fit_key"] = provenance["fit_key"]
         return cls(tree=tree, provenance=provenance, diagnostics=diagnostics, timings=timings or {})
+
+    @classmethod
+    def from_exact(
+        cls,
+        tree: xr.DataTree,
+        *,
+        data: TrialData,
+        spec: ModelSpec,
+        priors: PriorSet,
+        settings: SamplerSettings,
+        timings: dict[str, float] | None = None,
+    ) -> FitResult:
+        """Package an exact fit (``tree`` holds iid posterior draws) with its provenance."""
+        import xarray as xr
+
+        observed = xr.Dataset(
+            {name: ("study", np.asarray(values)) for name, values in _observed(spec, data).items()},
+            coords={"study": list(data.study)},
+        )
+        tree = xr.DataTree.from_dict(
+            {"posterior": tree["posterior"].to_dataset(), "observed_data": observed}
+        )
+        provenance = {
+            **provenance_key_fields(data, spec, priors, settings, engine="exact"),
+            "data_name": data.name,
+            "k": data.k,
+            "studies": list(data.study),
+            "seed": settings.seed,
+            "notices": list(data.notices) + _model_notices(spec, data),
+            "refits": [],
+            "frequentist": classical_references(data, spec.correction),
+            "data_table": data.to_frame().to_json(orient="records"),
+        }
+        provenance["fit_key"] = fit_key(provenance)
+        tree.attrs["trialsynth"] = json.dumps(provenance, sort_keys=True)
+        tree.attrs["trialsynth_fit_key"] = provenance["fit_key"]
+        return cls(
+            tree=tree,
+            provenance=provenance,
+            diagnostics=None,
+            engine="exact",
+            timings=timings or {},
+        )
+
+    @cached_property
+    def exact(self) -> Any:
+        """The :class:`~trialsynth.exact.ExactPosterior` of an exact fit (else None).
+
+        Recomputed from the stored contrasts and priors when a fit is loaded (a few ms).
+        """
+        if self.engine != "exact":
+            return None
+        from trialsynth.fit import exact_for
+
+        obs = self.tree["observed_data"]
+        return exact_for(
+            np.asarray(obs["y"].values), np.asarray(obs["se"].values), self.priors, self.studies
+        )
 
     # ------------------------------------------------------------------ access
 
@@ -320,6 +385,8 @@ class FitResult:
             "fit_key": prov["fit_key"],
             "versions": prov["versions"],
         }
+        if self.exact is not None:
+            out |= _exact_summary(self.exact, self.studies)
         return out
 
     def _subgroup_summary(self) -> dict[str, Any]:
@@ -342,15 +409,22 @@ class FitResult:
                     "or_new": _or_stats(new_g[..., j]),
                     "p_mu_gt_0": float(np.mean(mu_g[..., j] > 0)),
                     "p_theta_new_gt_0": float(np.mean(new_g[..., j] > 0)),
+                    "mcse": {
+                        "p_mu_gt_0": probability_mcse(mu_g[..., j] > 0),
+                        "p_theta_new_gt_0": probability_mcse(new_g[..., j] > 0),
+                    },
                 }
                 for j, level in enumerate(levels)
             }
             out["subgroup_contrasts"] = [
                 {
                     "contrast": f"{a} vs {b}",
+                    "a": a,
+                    "b": b,
                     "log_ratio_of_or": _stats(mu_g[..., i] - mu_g[..., j]),
                     "ratio_of_or": _or_stats(mu_g[..., i] - mu_g[..., j]),
                     "p_greater": float(np.mean(mu_g[..., i] > mu_g[..., j])),
+                    "p_greater_mcse": probability_mcse(mu_g[..., i] > mu_g[..., j]),
                 }
                 for i, a in enumerate(levels)
                 for j, b in enumerate(levels)
@@ -363,6 +437,11 @@ class FitResult:
                 name: {**_stats(beta[..., j]), "p_gt_0": float(np.mean(beta[..., j] > 0))}
                 for j, name in enumerate(names)
             }
+            if "covariate_centre" in post.coords:  # mu is the effect at these values
+                for name, c in zip(names, post["covariate_centre"].values, strict=True):
+                    out["beta"][name]["centre"] = float(c)
+        if "nu" in post:  # estimated Student-t degrees of freedom
+            out["nu"] = _stats(np.asarray(post["nu"].values))
         return out
 
     def _prior_roles(self) -> list[str]:
@@ -374,6 +453,8 @@ class FitResult:
             roles.append("baseline")
         if m.get("covariates"):
             roles.append("beta")
+        if m["random_effects"] == "student-t" and m.get("nu", 4.0) is None:
+            roles.append("nu")
         return roles
 
     def summary_frame(self) -> pd.DataFrame:
@@ -389,8 +470,24 @@ class FitResult:
                     **{k: t[k] for k in ("mean", "sd", "median", "q025", "q975")},
                 }
             )
+        post = self.tree["posterior"]
+        per_level = (
+            ("mu_subgroup", "mu"),
+            ("tau_subgroup", "tau"),
+            ("theta_new_subgroup", "theta_new"),
+        )
+        for level in s.get("subgroups", {}):
+            for var, q in per_level:
+                x = np.asarray(post[var].sel(subgroup=level).values)
+                rows.append({"quantity": f"{q}[{level}]", **_stats(x)})
+        for name, b in s.get("beta", {}).items():
+            keep = ("mean", "sd", "median", "q025", "q975")
+            rows.append({"quantity": f"beta[{name}]", **{k: b[k] for k in keep}})
+        if "nu" in s:
+            rows.append({"quantity": "nu", **s["nu"]})
         frame = pd.DataFrame(rows)
-        is_effect = frame["quantity"] != "tau"
+        # tau and nu are not log odds ratios (beta: exp is the OR ratio per covariate unit)
+        is_effect = ~frame["quantity"].str.match(r"^(tau|nu)(\[|$)")
         for col in ("median", "q025", "q975"):
             frame[f"or_{col}"] = np.where(is_effect, np.exp(frame[col]), np.nan)
         return frame
@@ -455,6 +552,36 @@ class FitResult:
             d = json.loads(summary_path.read_text(encoding="utf-8"))["diagnostics"]
             diag = as_diagnostics(d) if d.get("r_hat_max") is not None else None
         return cls(tree=tree, provenance=provenance, diagnostics=diag, engine=provenance["engine"])
+
+
+def _exact_summary(post: Any, studies: list[str]) -> dict[str, Any]:
+    """The summary quantities of an exact fit, from its marginals (no Monte Carlo error)."""
+    s = post.summary()
+    keys = ("mean", "sd", "median", "q025", "q975")
+
+    def stats(name: str) -> dict[str, float]:
+        return {k: s[name][k] for k in keys} | {
+            "hdi_lower": s[name]["shortest_lower"],
+            "hdi_upper": s[name]["shortest_upper"],
+        }
+
+    def odds(name: str) -> dict[str, float]:
+        return {k: float(np.exp(s[name][k])) for k in ("median", "q025", "q975")}
+
+    return {
+        "mu": stats("mu"),
+        "tau": stats("tau"),
+        "theta_new": stats("theta_new"),
+        "or": odds("mu"),
+        "or_new": odds("theta_new"),
+        "p_mu_gt_0": post.prob_mu_gt(0.0),
+        "p_theta_new_gt_0": post.prob_theta_new_gt(0.0),
+        "mcse": {},
+        "theta": [
+            {"study": st, **stats(f"theta[{st}]"), "or": odds(f"theta[{st}]")} for st in studies
+        ],
+        "exact": {"nodes": post.n_nodes, "error_estimate": float(post.error_estimate)},
+    }
 
 
 def classical_references(data: TrialData, correction: float = 0.5) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trialsynth.fit import SamplerSettings
+from trialsynth.fit import ENGINES, SamplerSettings
 from trialsynth.models import ModelSpec
 from trialsynth.priors import PriorSet, parse_prior
 
@@ -29,6 +29,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "data": ("source", "exclude", "columns"),
     "model": (
         "model",
+        "engine",
         "likelihood",
         "random_effects",
         "nu",
@@ -36,7 +37,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
         "subgroup_tau",
         "covariates",
     ),
-    "priors": ("mu", "tau", "baseline", "beta"),
+    "priors": ("mu", "tau", "baseline", "beta", "nu"),
     "sampler": ("draws", "tune", "chains", "seed", "target_accept"),
     "output": ("dir",),
 }
@@ -59,8 +60,9 @@ class AnalysisSpec:
     columns: dict[str, str] = field(default_factory=dict)
     model: str = "binomial-normal"
     likelihood: str | None = None
+    engine: str = "auto"
     random_effects: str | None = None
-    nu: float = 4.0
+    nu: float | None = 4.0  # None: estimated under [priors] nu
     subgroup: str | None = None
     subgroup_tau: str = "shared"
     covariates: tuple[str, ...] = ()
@@ -148,12 +150,18 @@ def load_spec(path: str | Path) -> AnalysisSpec:
         priors = PriorSet(
             **{
                 role: parse_prior(str(priors_table[role]), role)  # type: ignore[arg-type]
-                for role in ("mu", "tau", "baseline", "beta")
+                for role in ("mu", "tau", "baseline", "beta", "nu")
                 if role in priors_table
             }
         )
     except ValueError as err:
         raise SpecError(f"{p} [priors]: {err}") from None
+    # a [priors] nu estimates the Student-t degrees of freedom; [model] nu fixes them
+    if "nu" in priors_table and "nu" in doc.get("model", {}):
+        raise SpecError(
+            f"{p}: give either [model] nu (fixed degrees of freedom) or [priors] nu "
+            "(estimated under that prior), not both"
+        )
     sampler_table = doc.get("sampler", {})
     for key, value in sampler_table.items():
         want = float if key == "target_accept" else int
@@ -163,6 +171,11 @@ def load_spec(path: str | Path) -> AnalysisSpec:
         sampler = SamplerSettings(**sampler_table)
     except ValueError as err:
         raise SpecError(f"{p} [sampler]: {err}") from None
+    engine = get("model", "engine", str, "auto")
+    if engine not in ENGINES:
+        raise SpecError(
+            f"{p} [model] engine: unknown engine {engine!r}; valid: {', '.join(ENGINES)}"
+        )
     exclude = get("data", "exclude", list, [])
     columns = get("data", "columns", dict, {})
     out = get("output", "dir", str)
@@ -178,8 +191,9 @@ def load_spec(path: str | Path) -> AnalysisSpec:
         columns={str(k): str(v) for k, v in columns.items()},
         model=get("model", "model", str, "binomial-normal"),
         likelihood=get("model", "likelihood", str),
+        engine=engine,
         random_effects=get("model", "random_effects", str),
-        nu=float(get("model", "nu", (int, float), 4.0)),
+        nu=None if "nu" in priors_table else float(get("model", "nu", (int, float), 4.0)),
         subgroup=get("model", "subgroup", str),
         subgroup_tau=get("model", "subgroup_tau", str, "shared"),
         covariates=tuple(str(c) for c in get("model", "covariates", list, [])),
