@@ -251,3 +251,68 @@ def forest_plot(
     ax.legend(loc="lower left", bbox_to_anchor=(-0.55, 1.01), ncol=4, fontsize=8, frameon=False)
     ax.grid(axis="x", which="both", color="0.92", lw=0.5)
     return fig
+
+
+def assurance_plot(design: Any, *, title: str | None = None) -> Figure:
+    """Assurance curve of a future trial against its size per arm.
+
+    Draws the assurance with a band of +-2 Monte Carlo standard errors, the classical power
+    at the pooled point estimate (dashed), the limit P(OR_new > 1) as N grows (dotted), the
+    target (thin line) and the N that reaches it.
+
+    Parameters
+    ----------
+    design : trialsynth.assurance.DesignResult
+        Result of :func:`trialsynth.assurance.design_trial`.
+    title : str, optional
+        Figure title (default: the data and the criterion).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Lines labelled ``assurance``, ``classical power ...``, ``limit ...``, ``target ...``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = design.curve()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    n, a, se = c["n_per_arm"], c["assurance"], c["mcse"]
+    ax.fill_between(n, a - 2 * se, a + 2 * se, color=OKABE_ITO["sky"], alpha=0.35, lw=0)
+    ax.plot(n, a, "-o", color=OKABE_ITO["blue"], ms=3, label="assurance")
+    ax.plot(
+        n,
+        c["classical_power"],
+        "--s",
+        color=OKABE_ITO["vermillion"],
+        ms=3,
+        label=f"classical power at OR {design.pooled_or:.2f}",
+    )
+    ax.axhline(
+        design.assurance_limit,
+        ls=":",
+        color=OKABE_ITO["black"],
+        label=f"limit P(OR_new > 1) = {design.assurance_limit:.2f}",
+    )
+    ax.axhline(design.target, lw=0.8, color="0.5", label=f"target {design.target:g}")
+    if design.n_for_target is not None:
+        ax.axvline(design.n_for_target, lw=0.8, color="0.5")
+        ax.annotate(
+            f"N = {design.n_for_target}",
+            (design.n_for_target, 0.02),
+            fontsize=8,
+            xytext=(3, 0),
+            textcoords="offset points",
+        )
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("participants per arm")
+    ax.set_ylabel("probability of showing benefit")
+    ax.set_title(
+        title or f"{design.data_name}: {design.criterion.describe()}", fontsize=9, loc="left"
+    )
+    ax.legend(fontsize=8, loc="lower right", frameon=False)
+    ax.grid(color="0.92", lw=0.5)
+    fig.tight_layout()
+    return fig
