@@ -82,7 +82,9 @@ def print_summary(
     shown = set(shown_notices)
     for notice in summary.get("notices", []):
         if notice not in shown:  # model notices (data notices were printed before the fit)
-            out.print(f"[yellow]note[/yellow]: {notice}")
+            conflict = notice.startswith("prior-data conflict")
+            tag = "[bold yellow]warning[/bold yellow]" if conflict else "[yellow]note[/yellow]"
+            out.print(f"{tag}: {notice}")
     freq = summary.get("frequentist") or {}
     if freq:
         parts = [
@@ -308,12 +310,13 @@ def _write_outputs(
 
 @app.command()
 def fit(
+    ctx: typer.Context,
     data: Annotated[
-        str,
+        str | None,
         typer.Argument(
             help="CSV path or shipped dataset (ivig_rm, ivig_rm_secondary, crins2014, bcg)."
         ),
-    ],
+    ] = None,
     model: Annotated[
         str, typer.Option(help="binomial-normal | normal-normal | common-effect")
     ] = "binomial-normal",
@@ -378,13 +381,42 @@ def fit(
     strict: Annotated[
         bool, typer.Option(help="Exit 3 when the fit fails its convergence checks.")
     ] = False,
+    from_fit: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            metavar="FIT",
+            help="Redo a saved fit from its recorded provenance (data, model, priors, "
+            "sampler settings, seed) and say whether the numbers are identical.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Overwrite an --out folder that holds a different analysis.")
+    ] = False,
 ) -> None:
     """Fit a random-effects meta-analysis (MCMC or exact) and print its summary."""
+    if from_fit is not None:
+        _redo_fit(ctx, from_fit, data, out_dir=out_dir, as_json=as_json, strict=strict, force=force)
+        return
+    if data is None:
+        raise CLIError("give DATA (a CSV path or a shipped dataset name) or --from FIT")
     from trialsynth.fit import DEFAULT_SEED, SamplerSettings
     from trialsynth.fit import fit as do_fit
     from trialsynth.models import ModelSpec
-    from trialsynth.priors import PriorSet
+    from trialsynth.priors import PriorError, PriorSet, parse_prior
 
+    for option, role, text in (
+        ("--mu-prior", "mu", mu_prior),
+        ("--tau-prior", "tau", tau_prior),
+        ("--baseline-prior", "baseline", baseline_prior),
+        ("--beta-prior", "beta", beta_prior),
+        ("--nu-prior", "nu", nu_prior),
+    ):
+        try:
+            if text:
+                parse_prior(text, role)  # type: ignore[arg-type]
+        except PriorError as e:  # say which option held the bad prior
+            raise CLIError(f"{option}: {e}") from None
     priors = PriorSet.from_strings(
         mu=mu_prior, tau=tau_prior, baseline=baseline_prior, beta=beta_prior, nu=nu_prior
     )
@@ -420,6 +452,8 @@ def fit(
     if engine not in (*ENGINES, "both"):
         raise CLIError(f"unknown engine {engine!r}; valid: {', '.join((*ENGINES, 'both'))}")
     both = engine == "both"
+    if out_dir is not None:  # before sampling: writable, and no other analysis overwritten
+        _prepare_out(out_dir, trials, spec, priors, settings, "exact" if both else engine, force)
     with _progress(not as_json) as say:
         result = do_fit(
             trials,
@@ -484,6 +518,9 @@ def run(
         typer.Option(help="Sample again even if an identical fit is saved in the output folder."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Overwrite an output folder that holds a different analysis.")
+    ] = False,
 ) -> None:
     """Run an analysis spec: fit, check, print, and write summary, posterior and forest plot."""
     from dataclasses import replace
@@ -494,6 +531,13 @@ def run(
     spec = load_spec(spec_path)
     settings = spec.sampler if seed is None else replace(spec.sampler, seed=seed)
     folder = out_dir or spec.output_dir()
+    from trialsynth.data import SHIPPED_DATASETS
+
+    if not Path(spec.data_source()).is_file() and spec.data_source() not in SHIPPED_DATASETS:
+        raise CLIError(
+            f"{spec_path} [data] source: {spec.source!r} is neither a file nor a shipped dataset"
+            f" (shipped datasets: {', '.join(sorted(SHIPPED_DATASETS))})"
+        )
     trials = _load_data(
         spec.data_source(),
         min_trials=1 if spec.model == "common-effect" else 2,
@@ -507,7 +551,12 @@ def run(
                 f"valid: {', '.join(trials.study)}"
             )
         trials = trials.subset([s for s in trials.study if s not in spec.exclude])
-    model = spec.model_spec(trials.kind)
+    from trialsynth.models import ModelError
+
+    try:
+        model = spec.model_spec(trials.kind)
+    except ModelError as e:
+        raise CLIError(f"{spec_path} [model]: {e}") from None
     for notice in trials.notices:
         err.print(f"[yellow]note[/yellow]: {notice}")
     for s in spec.exclude:
@@ -520,6 +569,14 @@ def run(
     result = None
     engine = choose_engine(spec.engine, model, resolve_priors(model, trials, spec.priors))
     key = fit_key(provenance_key_fields(trials, model, spec.priors, settings, engine=engine))
+    from trialsynth.safety import prepare_output
+
+    prepare_output(  # before sampling: writable, and no other analysis overwritten
+        folder,
+        provenance_key_fields(trials, model, spec.priors, settings, engine=engine),
+        force=force,
+        option="--out" if out_dir is not None else f"{spec_path} [output] dir",
+    )
     if not refit and (folder / "posterior.nc").exists():
         try:
             previous = FitResult.load(folder)
@@ -708,6 +765,238 @@ def design(
         f"± {res.assurance_limit_mcse:.3f}; {res.target_note}"
     )
     out.print(f"{res.sims} simulated trials, seed {res.seed}")
+
+
+def _prepare_out(
+    out_dir: Path, trials: Any, spec: Any, priors: Any, settings: Any, engine: str, force: bool
+) -> None:
+    """Before sampling: ``out_dir`` is writable and holds no other analysis (see safety)."""
+    from trialsynth.fit import choose_engine
+    from trialsynth.models import resolve_priors
+    from trialsynth.results import provenance_key_fields
+    from trialsynth.safety import prepare_output
+
+    chosen = choose_engine(engine, spec, resolve_priors(spec, trials, priors))
+    fields = provenance_key_fields(trials, spec, priors, settings, engine=chosen)
+    prepare_output(out_dir, fields, force=force)
+
+
+#: Options of ``fit`` that may be combined with ``--from`` (the rest define the analysis).
+_REDO_OPTIONS = ("from_fit", "out_dir", "as_json", "strict", "force")
+
+
+def _redo_fit(
+    ctx: typer.Context,
+    from_fit: Path,
+    data: str | None,
+    *,
+    out_dir: Path | None,
+    as_json: bool,
+    strict: bool,
+    force: bool,
+) -> None:
+    """``fit --from FIT``: refit a saved analysis from its provenance and compare numbers."""
+    from trialsynth.fit import fit as do_fit
+    from trialsynth.safety import redo_inputs
+
+    if data is not None:
+        raise CLIError(f"--from {from_fit} redoes the saved analysis: give no DATA ({data!r})")
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name) if param.name else None
+        if param.name not in _REDO_OPTIONS and source is not None:
+            if source.name in ("COMMANDLINE", "ENVIRONMENT"):
+                raise CLIError(
+                    f"--from redoes the saved analysis exactly; {param.opts[0]} cannot be "
+                    "combined with it (allowed: --out, --json, --strict, --force)"
+                )
+    inputs = redo_inputs(from_fit)
+    if out_dir is not None:
+        _prepare_out(
+            out_dir,
+            inputs.data,
+            inputs.spec,
+            inputs.priors,
+            inputs.settings,
+            inputs.engine,
+            force,
+        )
+    for notice in inputs.data.notices:
+        err.print(f"[yellow]note[/yellow]: {notice}")
+    with _progress(not as_json) as say:
+        result = do_fit(
+            inputs.data,
+            spec=inputs.spec,
+            priors=inputs.priors,
+            settings=inputs.settings,
+            reusable=False,
+            progress=say,
+            engine=inputs.engine,
+        )
+        if out_dir is not None:
+            result.timings |= _write_outputs(result, out_dir, say=say)
+    summary = result.summary()
+    folder = from_fit if from_fit.is_dir() else from_fit.parent
+    saved = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    same_versions = saved.get("versions") == summary["versions"]
+    identical = {k: v for k, v in saved.items() if k != "redo"} == summary
+    summary["redo"] = {
+        "of": str(from_fit),
+        "fit_key": saved.get("fit_key"),
+        "same_versions": same_versions,
+        "identical": identical,
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    else:
+        print_summary(
+            summary,
+            title=f"redo of {from_fit}: {result.spec.name}",
+            timings=result.timings,
+            shown_notices=inputs.data.notices,
+        )
+    if identical:
+        err.print(f"[green]reproduced[/green]: summary identical to the one saved in {from_fit}")
+    elif same_versions:
+        err.print(
+            "[bold red]warning[/bold red]: NOT reproduced: same inputs and package versions, "
+            f"but the summary differs from the one saved in {from_fit}"
+        )
+    else:
+        err.print(
+            "[yellow]note[/yellow]: package versions differ from the saved fit's, so the "
+            "numbers may differ within Monte Carlo error"
+        )
+    code = _report_failed(summary, strict)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def report(
+    fit_dir: Annotated[Path, typer.Argument(metavar="FIT", help="Output folder of fit/run.")],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the report here (default: the FIT folder)."),
+    ] = None,
+) -> None:
+    """Write report.html (self-contained), report.md and the figures of a saved fit."""
+    from trialsynth.report import report_from_folder
+
+    t0 = time.perf_counter()
+    files = report_from_folder(fit_dir, out_dir)
+    n_fig = len(files.figures) // 2
+    out.print(
+        f"wrote {files.folder}/ (report.html, report.md, report.json, figures/: {n_fig} "
+        f"figures as PNG and SVG) in {time.perf_counter() - t0:.1f}s"
+    )
+    summary = json.loads(files.context.read_text(encoding="utf-8"))
+    if summary.get("failed"):
+        err.print(
+            "[bold red]warning[/bold red]: this fit FAILED its convergence checks; "
+            "the report says so at the top"
+        )
+
+
+@app.command()
+def compare(
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="CSV path or shipped dataset (ivig_rm, ivig_rm_secondary, crins2014, bcg)."
+        ),
+    ],
+    models: Annotated[
+        str,
+        typer.Option(help="Comma-separated: normal, student-t, common-effect, covariate:COLUMN"),
+    ] = "normal,student-t,common-effect",
+    mu_prior: Annotated[str | None, typer.Option(help="Prior of the pooled log-OR.")] = None,
+    tau_prior: Annotated[str | None, typer.Option(help="Heterogeneity prior.")] = None,
+    baseline_prior: Annotated[
+        str | None, typer.Option(help="Prior of control-arm log-odds (must be proper).")
+    ] = None,
+    nu: Annotated[float, typer.Option(help="Degrees of freedom of the student-t model.")] = 4.0,
+    k_threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Refit trials with PSIS k above this (default: every trial for binomial "
+            "data, 0.7 for contrasts)."
+        ),
+    ] = None,
+    draws: Annotated[int, typer.Option(help="Posterior draws per chain.")] = 2000,
+    tune: Annotated[int, typer.Option(help="Tuning draws per chain.")] = 1000,
+    chains: Annotated[int, typer.Option(help="Number of chains.")] = 4,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 20261125).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per model.")] = False,
+) -> None:
+    """Compare models by leave-one-trial-out ELPD (exact refits where PSIS is unreliable)."""
+    from rich import box
+
+    from trialsynth.compare import compare_models, parse_models
+    from trialsynth.fit import DEFAULT_SEED, SamplerSettings
+    from trialsynth.priors import PriorSet
+
+    priors = PriorSet.from_strings(mu=mu_prior, tau=tau_prior, baseline=baseline_prior)
+    settings = SamplerSettings(
+        draws=draws, tune=tune, chains=chains, seed=DEFAULT_SEED if seed is None else seed
+    )
+    trials = _load_data(data, min_trials=3)
+    specs = parse_models(models, trials, nu=nu)
+    for notice in trials.notices:
+        err.print(f"[yellow]note[/yellow]: {notice}")
+    with _progress(not as_json) as say:
+        result = compare_models(
+            trials, specs, priors=priors, settings=settings, k_threshold=k_threshold,
+            progress=say,
+        )
+    rows = result.rows()
+    if as_json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row) + "\n")
+    else:
+        table = Table(
+            title=f"{trials.name}: leave-one-trial-out ELPD ({trials.k} trials)",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            padding=(0, 1, 0, 0),
+            pad_edge=False,
+        )
+        for col in ("model", "elpd_loo", "se", "p_loo", "diff", "dse", "weight", "refit"):
+            table.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
+        table.add_column("PSIS k>0.7", justify="right")
+        for r in rows:
+            table.add_row(
+                r["model"] if r["status"] == "ok" else f"[red]{r['model']} (FAILED)[/red]",
+                f"{r['elpd_loo']:.2f}",
+                f"{r['se']:.2f}",
+                f"{r['p_loo']:.2f}",
+                f"{r['elpd_diff']:.2f}",
+                f"{r['dse']:.2f}",
+                f"{r['weight']:.2f}",
+                f"{len(r['refit'])}/{trials.k}",
+                str(len(r["psis_k_above_threshold"])),
+            )
+        out.print(table)
+        out.print(
+            "diff: ELPD difference from the best model, dse its SE; refit: trials whose ELPD "
+            "comes from an exact refit without them; PSIS k>0.7: trials where importance "
+            "sampling alone would be unreliable"
+        )
+        roles = ["mu", "tau", "baseline"] if trials.kind == "arm" else ["mu", "tau"]
+        if any(s.covariates for s in specs.values()):
+            roles.append("beta")
+        shown = priors.to_dict()
+        out.print("priors: " + "; ".join(f"{k} ~ {shown[k]}" for k in roles))
+    for r in rows:
+        if r["failed_refits"]:
+            err.print(
+                f"[bold red]warning[/bold red]: {r['model']}: refits without "
+                f"{', '.join(r['failed_refits'])} FAILED their convergence checks"
+            )
+        if r["status"] == "failed" and not r["failed_refits"]:
+            err.print(
+                f"[bold red]warning[/bold red]: {r['model']}: the fit FAILED its "
+                "convergence checks"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

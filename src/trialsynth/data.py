@@ -135,6 +135,11 @@ _NONFINITE = frozenset(
     {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 )
 _MISSING = frozenset({"", "na", "n/a"})
+# A number written with thousands separators ("1,000", "12 345", "1'000", "1_000").
+_THOUSANDS_RE = re.compile(r"[+-]?\d{1,3}(?:([,' _])\d{3})(?:\1\d{3})*(?:\.\d+)?")
+# The two halves of such a number when an unquoted comma split it into fields.
+_GROUP_HEAD_RE = re.compile(r"[+-]?\d{1,3}")
+_GROUP_TAIL_RE = re.compile(r"\d{3}(?:\.\d+)?")
 
 
 class DataError(ValueError):
@@ -694,6 +699,13 @@ def _read_table(raw: bytes, label: str) -> tuple[list[str], list[_Record]]:
         ) from None
     if not text.strip():
         raise _error(label, "the file is empty (expected a header row and one row per trial)")
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise _error(
+            label,
+            f"line {line} contains a NUL byte: this is not a text CSV file (a spreadsheet or "
+            "UTF-16 file? save it as 'CSV UTF-8')",
+        )
 
     reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True, strict=True)
     header: list[str] | None = None
@@ -721,9 +733,18 @@ def _read_table(raw: bytes, label: str) -> tuple[list[str], list[_Record]]:
         if n > width and _blank(rec.cells[width:]):
             del rec.cells[width:]  # trailing empty fields (spreadsheet padding)
         elif n != width:
+            hint = ""
+            if n > width and any(
+                _GROUP_HEAD_RE.fullmatch(a.strip()) and _GROUP_TAIL_RE.fullmatch(b.strip())
+                for a, b in zip(rec.cells, rec.cells[1:], strict=False)
+            ):
+                hint = (
+                    " (a number with a thousands separator, e.g. 1,000, splits into two fields:"
+                    " write 1000)"
+                )
             raise _error(
                 label,
-                f"line {rec.line} has {n} fields, but the header has {width}",
+                f"line {rec.line} has {n} fields, but the header has {width}{hint}",
                 row=rec.row,
             )
 
@@ -913,6 +934,14 @@ def _parse_number(text: str, label: str, row: int, column: str) -> int | float |
         return value
     if s.lower() in _NONFINITE:
         raise _error(label, f"value {_show(s)} is not finite", row=row, column=column)
+    if _THOUSANDS_RE.fullmatch(s):
+        plain = s.replace(",", "").replace("_", "").replace(" ", "").replace("'", "")
+        raise _error(
+            label,
+            f"{_show(s)} is not a number (thousands separators are not allowed: write {plain})",
+            row=row,
+            column=column,
+        )
     raise _error(label, f"{_show(s)} is not a number", row=row, column=column)
 
 
@@ -1142,9 +1171,31 @@ def load(
         covariates=covariates,
         excluded=excluded,
         column_mapping=plan.mapping,
-        notices=[*exclusion_notices, *plan.notices],
+        notices=[*exclusion_notices, *plan.notices, *_uninformative_notices(kind, arrays)],
         **arrays,
     )
+
+
+def _uninformative_notices(kind: str, arrays: Mapping[str, Any]) -> list[str]:
+    """A notice when arm data carry no information on the odds ratio at all.
+
+    With no events in any arm (or only events), every trial is a double-zero trial: the
+    data are valid, but the likelihood is flat in the treatment effect, so the posterior of
+    the pooled log-OR is essentially its prior. Said once, never silently.
+    """
+    if kind != "arm":
+        return []
+    ev_t, n_t, ev_c, n_c = (np.asarray(arrays[c]) for c in ("events_t", "n_t", "events_c", "n_c"))
+    if not ev_t.any() and not ev_c.any():
+        what = "no events in any arm"
+    elif np.array_equal(ev_t, n_t) and np.array_equal(ev_c, n_c):
+        what = "every participant had the event"
+    else:
+        return []
+    return [
+        f"{what}: the data carry no information on the odds ratio; the pooled OR is "
+        "determined by the priors (mu and baseline), not by the trials"
+    ]
 
 
 def _check_row(

@@ -24,9 +24,11 @@ import numpy as np
 import pandas as pd
 
 from trialsynth import __version__
+from trialsynth.conflict import conflict_notices
 from trialsynth.diagnostics import Diagnostics, probability_mcse
 from trialsynth.models import ModelSpec
 from trialsynth.priors import ROLES, Prior, PriorSet
+from trialsynth.safety import analysis_key
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -185,7 +187,10 @@ class FitResult:
             "k": data.k,
             "studies": list(data.study),
             "seed": settings.seed,
-            "notices": list(data.notices) + _model_notices(spec, data) + list(notices),
+            "notices": list(data.notices)
+            + _model_notices(spec, data)
+            + list(notices)
+            + conflict_notices(data, spec, priors, settings.seed),
             "refits": list(refits),
             "frequentist": classical_references(data, spec.correction),
             "data_table": data.to_frame().to_json(orient="records"),
@@ -225,7 +230,9 @@ class FitResult:
             "k": data.k,
             "studies": list(data.study),
             "seed": settings.seed,
-            "notices": list(data.notices) + _model_notices(spec, data),
+            "notices": list(data.notices)
+            + _model_notices(spec, data)
+            + conflict_notices(data, spec, priors, settings.seed),
             "refits": [],
             "frequentist": classical_references(data, spec.correction),
             "data_table": data.to_frame().to_json(orient="records"),
@@ -383,6 +390,7 @@ class FitResult:
             "notices": prov["notices"],
             "refits": prov["refits"],
             "fit_key": prov["fit_key"],
+            "analysis_key": analysis_key(prov),
             "versions": prov["versions"],
         }
         if self.exact is not None:
@@ -490,6 +498,7 @@ class FitResult:
         is_effect = ~frame["quantity"].str.match(r"^(tau|nu)(\[|$)")
         for col in ("median", "q025", "q975"):
             frame[f"or_{col}"] = np.where(is_effect, np.exp(frame[col]), np.nan)
+        frame["status"] = s["status"]  # a failed fit is marked in every output
         return frame
 
     # ------------------------------------------------------------------ files
@@ -497,30 +506,31 @@ class FitResult:
     def save(self, out: str | os.PathLike[str]) -> Path:
         """Write ``posterior.nc``, ``summary.json`` and ``summary.csv`` into ``out``.
 
-        Each file is written to a temporary name and renamed, so an interrupted save
-        leaves whole files only.
+        The three files are one commit (:func:`trialsynth.safety.commit_files`): an
+        interrupted save leaves the previous set or the new set, never a mix or a partial
+        file.
         """
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=".posterior.", suffix=".nc")
-        os.close(fd)
-        try:
-            self.tree.to_netcdf(tmp, engine="h5netcdf")
-            os.replace(tmp, out / "posterior.nc")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        atomic_write_text(out / "summary.json", json.dumps(self.summary(), indent=2) + "\n")
-        atomic_write_text(out / "summary.csv", self.summary_frame().to_csv(index=False))
-        return out
+        from trialsynth.safety import commit_files
+
+        return commit_files(
+            out,
+            {
+                "posterior.nc": lambda path: self.tree.to_netcdf(path, engine="h5netcdf"),
+                "summary.json": json.dumps(self.summary(), indent=2) + "\n",
+                "summary.csv": self.summary_frame().to_csv(index=False),
+            },
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FitResult:
         """Read a ``FIT`` folder written by :meth:`save`, checking its provenance hash."""
         import xarray as xr
 
+        from trialsynth.safety import recover
+
         folder = Path(path)
         nc = folder / "posterior.nc" if folder.is_dir() else folder
+        recover(nc.parent)  # finish a save interrupted after its commit point
         if not nc.exists():
             raise ResultError(
                 f"{path}: no posterior.nc (is this a folder written by 'trialsynth fit'?)"
@@ -546,11 +556,31 @@ class FitResult:
             )
         diag = None
         summary_path = nc.parent / "summary.json"
-        if summary_path.exists():
+        # The convergence verdict lives in summary.json: without it a loaded MCMC fit
+        # would look converged, so a missing or foreign summary is an error.
+        if not summary_path.exists():
+            raise ResultError(
+                f"{summary_path}: missing (it holds the convergence checks of {nc.name}); "
+                "redo the fit with 'trialsynth fit --from' on a complete folder or refit"
+            )
+        try:
+            saved = json.loads(summary_path.read_text(encoding="utf-8"))
+            d = saved["diagnostics"]
+            saved_key = saved["fit_key"]
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as err:
+            raise ResultError(
+                f"{summary_path}: cannot be read ({type(err).__name__}: {err})"
+            ) from None
+        if saved_key != provenance["fit_key"]:
+            raise ResultError(
+                f"{summary_path}: belongs to another fit than {nc.name} (fit_key "
+                f"{str(saved_key)[:12]} vs {provenance['fit_key'][:12]}); the folder mixes "
+                "two analyses: refit"
+            )
+        if d.get("r_hat_max") is not None:
             from trialsynth.fit import as_diagnostics
 
-            d = json.loads(summary_path.read_text(encoding="utf-8"))["diagnostics"]
-            diag = as_diagnostics(d) if d.get("r_hat_max") is not None else None
+            diag = as_diagnostics(d)
         return cls(tree=tree, provenance=provenance, diagnostics=diag, engine=provenance["engine"])
 
 
