@@ -98,12 +98,24 @@ def compiled_model(
         model = build_model(spec, data, priors)
         base = nutpie.compile_pymc_model(model, freeze_model=not reusable)
         _COMPILED[key] = base
+        _MODELS[key] = model
+    if reusable:
+        # nutpie draws initial points from the PyMC model, whose pm.Data still hold the
+        # values of the fit that compiled it: set them, so a reused model starts (and so
+        # samples) exactly as a freshly compiled one would.
+        for name, value in values.items():
+            _MODELS[key][name].set_value(value)
     return (base.with_data(**values) if reusable else base), fresh
+
+
+#: The PyMC model behind each compiled model (see :func:`compiled_model`).
+_MODELS: dict[tuple[Any, ...], Any] = {}
 
 
 def clear_cache() -> None:
     """Forget compiled models (for benchmarks of cold compilation)."""
     _COMPILED.clear()
+    _MODELS.clear()
 
 
 def _sample(compiled: Any, settings: SamplerSettings) -> Any:

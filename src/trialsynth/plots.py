@@ -316,3 +316,85 @@ def assurance_plot(design: Any, *, title: str | None = None) -> Figure:
     ax.grid(color="0.92", lw=0.5)
     fig.tight_layout()
     return fig
+
+
+def sensitivity_plot(rows: list[dict[str, Any]], *, title: str | None = None) -> Figure:
+    """Sensitivity figure: one line per scenario of :mod:`trialsynth.sensitivity`.
+
+    Left panel: the pooled OR (median, filled circle) with its 95% credible interval
+    (thick) and the 95% predictive interval of a new trial's OR (thin), on a log axis.
+    Right panel: P(OR > 1) (filled square) and P(OR_new > 1) (open diamond). The main
+    scenario is drawn in vermillion and named first; a failed scenario is marked
+    "FAILED" (grey, with its numbers if it has any).
+
+    Parameters
+    ----------
+    rows : list of dict
+        Rows of a sensitivity run (``SensitivityResult.rows`` or ``sensitivity.json``).
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    n = len(rows)
+    if n == 0:
+        raise ValueError("sensitivity_plot: no scenarios to draw")
+    height = 0.32 * n + 1.8
+    fig, (ax, axp) = plt.subplots(
+        1,
+        2,
+        figsize=(11, height),
+        sharey=True,
+        gridspec_kw={"width_ratios": [3, 1.3], "wspace": 0.05},
+    )
+    ys = np.arange(n)[::-1]
+    lows, highs = [], []
+    for y, row in zip(ys, rows, strict=True):
+        ok = row.get("status") == "ok"
+        colour = OKABE_ITO["vermillion"] if row.get("main") else OKABE_ITO["blue"]
+        colour = colour if ok else "0.6"
+        pooled, new = row.get("or"), row.get("or_new")
+        if pooled is None:
+            ax.text(1.0, y, "FAILED (no estimate)", va="center", ha="center", fontsize=7)
+            continue
+        ax.plot([new["q025"], new["q975"]], [y, y], color=colour, lw=0.9)
+        ax.plot([pooled["q025"], pooled["q975"]], [y, y], color=colour, lw=3.2)
+        ax.plot(pooled["median"], y, "o", color=colour, ms=5, mec="white", mew=0.6)
+        lows += [new["q025"], pooled["q025"]]
+        highs += [new["q975"], pooled["q975"]]
+        axp.plot(row["p_mu_gt_0"], y, "s", color=colour, ms=5)
+        axp.plot(row["p_theta_new_gt_0"], y, "D", mfc="white", mec=colour, ms=5)
+        if not ok:
+            axp.text(1.02, y, "FAILED", va="center", fontsize=7, color="0.3")
+    labels = [str(r.get("label", r.get("scenario"))) for r in rows]
+    ax.set_yticks(ys, labels, fontsize=7)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xscale("log")
+    if lows:
+        ax.set_xlim(max(min(lows) / 1.2, 1e-3), min(max(highs) * 1.2, 1e3))
+        ticks = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+        lo, hi = ax.get_xlim()
+        ax.xaxis.set_major_locator(FixedLocator([t for t in ticks if lo <= t <= hi]))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("odds ratio (log scale)", fontsize=8)
+    ax.set_title("pooled OR: 95% CrI (thick); new trial: 95% PI (thin)", fontsize=8)
+    axp.set_xlim(0, 1)
+    axp.axvline(0.5, color="grey", lw=0.6, ls=":")
+    axp.set_xlabel("probability", fontsize=8)
+    axp.set_title("P(OR > 1) \u25a0, P(OR_new > 1) \u25c7", fontsize=8)
+    for a in (ax, axp):
+        a.grid(axis="x", color="0.92", lw=0.5)
+    if title:
+        fig.suptitle(title, fontsize=10, x=0.01, ha="left")
+    fig.subplots_adjust(left=0.42, right=0.97, bottom=0.6 / height, top=1 - 0.75 / height)
+    return fig
