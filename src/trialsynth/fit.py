@@ -104,7 +104,8 @@ def compiled_model(
         # values of the fit that compiled it: set them, so a reused model starts (and so
         # samples) exactly as a freshly compiled one would.
         for name, value in values.items():
-            _MODELS[key][name].set_value(value)
+            shared = _MODELS[key][name]  # pm.Data stores counts as int32: cast like it
+            shared.set_value(np.asarray(value, dtype=shared.type.dtype))
     return (base.with_data(**values) if reusable else base), fresh
 
 
