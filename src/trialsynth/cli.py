@@ -246,6 +246,7 @@ def _progress(enabled: bool) -> Any:
                 "diagnostics": "checking convergence (R-hat, ESS, divergences, E-BFMI)",
                 "plots": "drawing figures",
                 "save": "writing results",
+                "report": "drawing the report figures, writing report.html and report.md",
             }
             return lambda phase: self.status.update(labels.get(phase, phase))
 
@@ -282,6 +283,8 @@ def _write_outputs(
     title: str | None = None,
     treatment: str = "treatment",
     control: str = "control",
+    analysis: dict[str, Any] | None = None,
+    report: bool = True,
 ) -> dict[str, float]:
     timings = {}
     t0 = time.perf_counter()
@@ -305,7 +308,23 @@ def _write_outputs(
 
     plt.close(fig)
     timings["plots_s"] = time.perf_counter() - t0
+    if report:
+        timings |= _write_report(result, folder, analysis=analysis, say=say)
     return timings
+
+
+def _write_report(
+    result: Any, folder: Path, *, analysis: dict[str, Any] | None = None, say: Any = None
+) -> dict[str, float]:
+    """Write analysis.json, the figures, report.html and report.md into a FIT folder."""
+    from trialsynth.report import analysis_meta, find_sensitivity, write_analysis_meta, write_report
+
+    if say:
+        say("report")
+    meta = analysis or analysis_meta(name=str(result.provenance["data_name"]))
+    write_analysis_meta(folder, meta)
+    files = write_report(result, folder, analysis=meta, sensitivity=find_sensitivity(folder))
+    return files.timings
 
 
 @app.command()
@@ -601,7 +620,21 @@ def run(
                 progress=say,
                 engine=engine,
             )
-        if result.timings or not (folder / "forest.png").exists():
+        from trialsynth.report import analysis_meta
+
+        meta = analysis_meta(
+            name=spec.name,
+            title=spec.title,
+            question=spec.question,
+            treatment=spec.treatment,
+            control=spec.control,
+            spec=str(spec_path),
+        )
+        if (
+            result.timings
+            or not (folder / "forest.png").exists()
+            or not (folder / "report.html").exists()
+        ):
             result.timings |= _write_outputs(
                 result,
                 folder,
@@ -609,6 +642,8 @@ def run(
                 title=spec.title or None,
                 treatment=spec.treatment,
                 control=spec.control,
+                analysis=meta,
+                report=not spec.sensitivity,  # written after the sensitivity runs below
             )
     summary = result.summary()
     result.timings["total_s"] = time.perf_counter() - t_start
@@ -621,7 +656,10 @@ def run(
             timings=result.timings,
             shown_notices=trials.notices,
         )
-        out.print(f"wrote {folder}/ (summary.json, summary.csv, posterior.nc, forest.png)")
+        out.print(
+            f"wrote {folder}/ (summary.json, summary.csv, posterior.nc, forest.png, "
+            "report.html, report.md, figures/)"
+        )
     if spec.sensitivity:  # the spec's [sensitivity] scenarios (resumable), see `sensitivity`
         _run_sensitivity(
             spec,
@@ -632,6 +670,7 @@ def run(
             scheduler=None,
             quiet=as_json,
         )
+        _write_report(result, folder, analysis=meta)  # the report with the sensitivity table
     code = _report_failed(summary, strict)
     if code:
         raise typer.Exit(code)
@@ -1183,6 +1222,7 @@ def main(argv: list[str] | None = None) -> int:
     from trialsynth.data import DataError
     from trialsynth.models import ModelError
     from trialsynth.priors import PriorError
+    from trialsynth.report import ReportError
     from trialsynth.results import ResultError
     from trialsynth.sensitivity import SensitivityError
     from trialsynth.spec import SpecError
@@ -1195,6 +1235,7 @@ def main(argv: list[str] | None = None) -> int:
         SpecError,
         ResultError,
         AssuranceError,
+        ReportError,
         SensitivityError,
         ValueError,
         OSError,

@@ -1,0 +1,186 @@
+"""Benchmark of the report: all figures plus report.html/report.md for ivig_rm.
+
+Measures, each in a fresh process (median of N repeats, wall time and peak RSS):
+- baseline: load the saved fit and draw only the forest plot (what `run` wrote before the
+  report existed);
+- from a saved fit: `trialsynth report FIT --out DIR` (load, 7 figures, report);
+- cold: `trialsynth run SPEC --refit --out DIR` on a fresh folder (compile, sample, save,
+  forest plot, figures and report), with the spec's [analysis]/[data]/[model]/[priors]/
+  [sampler] tables only (no [sensitivity] grid);
+and, in one process, the split of a report from a loaded fit (per figure, rendering).
+Prints markdown tables for BENCHMARKS.md.
+
+Usage: .venv/bin/python scripts/bench_report.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+TRIALSYNTH = str(Path(PY).with_name("trialsynth"))
+SPEC = ROOT / "models" / "ivig_rm.toml"
+
+WRAPPER = textwrap.dedent(
+    """
+    import json, resource, subprocess, sys, time
+    t = time.perf_counter()
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.run(sys.argv[1:], **quiet)
+    wall = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps({"rc": proc.returncode, "wall": wall, "rss_mib": rss,
+                      "err": proc.stderr.decode()[-300:]}))
+    """
+)
+
+FOREST_ONLY = textwrap.dedent(
+    """
+    import sys
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from trialsynth.results import FitResult
+    from trialsynth.plots import forest_plot
+    fit = FitResult.load(sys.argv[1])
+    fig = forest_plot(fit, treatment="IVIg", control="placebo")
+    fig.savefig(sys.argv[2], dpi=300)
+    plt.close(fig)
+    """
+)
+
+SPLIT = textwrap.dedent(
+    """
+    import json, sys, time
+    t0 = time.perf_counter()
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from trialsynth import report as rep
+    from trialsynth.plots import save_figure
+    from trialsynth.results import FitResult
+    t_import = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fit = FitResult.load(sys.argv[1])
+    t_load = time.perf_counter() - t0
+    meta = rep.read_analysis_meta(sys.argv[1], fit)
+    opts = {"treatment": meta["treatment"], "control": meta["control"], "title": meta["title"]}
+    rows = {"import": t_import, "load fit": t_load}
+    for spec in rep._figure_specs(fit):
+        t0 = time.perf_counter()
+        fig = spec.draw(fit, **{k: opts[k] for k in spec.kwargs})
+        t1 = time.perf_counter()
+        save_figure(fig, sys.argv[2] + "/figures", spec.name)
+        plt.close(fig)
+        rows[f"figure {spec.name}: draw"] = t1 - t0
+        rows[f"figure {spec.name}: save PNG+SVG"] = time.perf_counter() - t1
+    t0 = time.perf_counter()
+    files = rep.write_report(fit, sys.argv[2], analysis=meta)
+    rows["write_report (figures again + context + render)"] = time.perf_counter() - t0
+    rows["  of which context + render + write"] = files.timings["report_s"]
+    print(json.dumps(rows))
+    """
+)
+
+
+def measure(cmd: list[str]) -> dict[str, float]:
+    out = subprocess.run(
+        [PY, "-c", WRAPPER, *cmd], capture_output=True, text=True, check=True
+    ).stdout
+    res = json.loads(out)
+    if res["rc"] != 0:
+        raise SystemExit(f"failed ({res['rc']}): {' '.join(cmd)}\n{res['err']}")
+    return res
+
+
+def spec_without_sensitivity(folder: Path) -> Path:
+    doc = tomllib.loads(SPEC.read_text(encoding="utf-8"))
+    lines = []
+    for section in ("analysis", "data", "model", "priors", "sampler"):
+        if section not in doc:
+            continue
+        lines.append(f"[{section}]")
+        for key, value in doc[section].items():
+            lines.append(f"{key} = {json.dumps(value)}")
+        lines.append("")
+    path = folder / "ivig_rm.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        spec = spec_without_sensitivity(tmp_path)
+        fit_dir = tmp_path / "fit"
+        # a saved fit with analysis.json (and a first report) to start from
+        measure([TRIALSYNTH, "run", str(spec), "--out", str(fit_dir)])
+        results: dict[str, list[dict[str, float]]] = {"baseline": [], "saved": [], "cold": []}
+        for i in range(args.repeats):
+            results["baseline"].append(
+                measure([PY, "-c", FOREST_ONLY, str(fit_dir), str(tmp_path / f"f{i}.png")])
+            )
+            out = tmp_path / f"report{i}"
+            results["saved"].append(
+                measure([TRIALSYNTH, "report", str(fit_dir), "--out", str(out)])
+            )
+            cold = tmp_path / f"cold{i}"
+            results["cold"].append(
+                measure([TRIALSYNTH, "run", str(spec), "--refit", "--out", str(cold)])
+            )
+            shutil.rmtree(out)
+            shutil.rmtree(cold)
+        split_out = tmp_path / "split"
+        split = json.loads(
+            subprocess.run(
+                [PY, "-c", SPLIT, str(fit_dir), str(split_out)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        sizes = {
+            "report.html": (fit_dir / "report.html").stat().st_size,
+            "figures/ (PNG + SVG)": sum(p.stat().st_size for p in (fit_dir / "figures").iterdir()),
+        }
+
+    def med(key: str, field: str) -> float:
+        return statistics.median(r[field] for r in results[key])
+
+    base = med("baseline", "wall")
+    print(f"repeats: {args.repeats} (median), fresh process each\n")
+    print("| task | wall s | ratio to baseline | peak RSS MiB |")
+    print("| --- | ---: | ---: | ---: |")
+    labels = {
+        "baseline": "baseline: load saved fit, forest plot only (PNG 300 dpi)",
+        "saved": "`trialsynth report FIT` (all figures, report.html, report.md)",
+        "cold": "cold `trialsynth run --refit` (fit + all figures + report)",
+    }
+    for key, label in labels.items():
+        w = med(key, "wall")
+        print(f"| {label} | {w:.2f} | {w / base:.2f} | {med(key, 'rss_mib'):.0f} |")
+    print("\nSplit of a report from a loaded fit (one process, seconds):\n")
+    print("| phase | s |")
+    print("| --- | ---: |")
+    for k, v in split.items():
+        print(f"| {k} | {v:.2f} |")
+    print("\nSizes: " + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sizes.items()))
+    print(f"(measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
+
+
+if __name__ == "__main__":
+    main()

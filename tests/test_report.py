@@ -1,0 +1,328 @@
+"""The self-contained report: sections, embedding, no network, currency of the committed
+reports, the ``report`` command, and a real headless browser (Debian's chromium)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from trialsynth import report as rep
+from trialsynth.cli import main
+from trialsynth.data import load
+from trialsynth.diagnostics import Diagnostics
+from trialsynth.fit import SamplerSettings, fit
+from trialsynth.models import ModelSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+SMALL = SamplerSettings(draws=1000, tune=500, seed=20261125)
+META = rep.analysis_meta(
+    name="ivig_rm",
+    title="IVIg vs placebo (test)",
+    question="Does IVIg increase the odds of live birth?",
+    treatment="IVIg",
+    control="placebo",
+    spec="models/ivig_rm.toml",
+)
+IMG_SRC = re.compile(r'<img src="([^"]*)"')
+
+
+@pytest.fixture(scope="module")
+def ivig():
+    """ivig_rm, binomial-normal (same compiled model as tests/test_plots.py)."""
+    return fit(load("ivig_rm"), spec=ModelSpec(), settings=SMALL, reusable=True)
+
+
+@pytest.fixture(scope="module")
+def written(ivig, tmp_path_factory):
+    """A report written once for the module's checks."""
+    folder = tmp_path_factory.mktemp("report")
+    return rep.write_report(ivig, folder, analysis=META)
+
+
+def _failed(result):
+    d = result.diagnostics
+    bad = Diagnostics(
+        r_hat_max=1.2,
+        ess_bulk_min=d.ess_bulk_min,
+        ess_tail_min=d.ess_tail_min,
+        divergences=3,
+        bfmi_min=d.bfmi_min,
+        problems=("R-hat 1.200 > 1.01 (tau)", "3 divergent transition(s)"),
+    )
+    return replace(result, diagnostics=bad)
+
+
+# ------------------------------------------------------------------ content
+
+
+def test_every_section_present_in_order(written) -> None:
+    html = written.html.read_text()
+    md = written.markdown.read_text()
+    positions_html = [html.index(f'<section id="{sid}">') for sid, _ in rep.SECTIONS]
+    assert positions_html == sorted(positions_html)
+    positions_md = [md.index(f"\n## {heading}\n") for _, heading in rep.SECTIONS]
+    assert positions_md == sorted(positions_md)
+    stamp = f'<meta name="trialsynth-report-format" content="{rep.REPORT_FORMAT}">'
+    assert stamp in html
+    assert md.startswith(f"<!-- trialsynth-report-format: {rep.REPORT_FORMAT} -->")
+
+
+def test_html_is_self_contained(written) -> None:
+    html = written.html.read_text()
+    ctx = json.loads(written.context.read_text())
+    assert "http://" not in html and "https://" not in html  # no external URL at all
+    assert "<link" not in html and "<script" not in html
+    srcs = IMG_SRC.findall(html)
+    assert len(srcs) == len(ctx["figures"]) >= 6
+    for src, figure in zip(srcs, [f for s, _ in rep.SECTIONS for f in ctx["figures"]
+                                  if f["section"] == s], strict=True):  # fmt: skip
+        assert src.startswith("data:image/svg+xml;base64,")
+        svg = base64.b64decode(src.split(",", 1)[1])
+        assert svg == (written.folder / figure["svg"]).read_bytes()
+
+
+def test_markdown_figures_are_files(written) -> None:
+    md = written.markdown.read_text()
+    refs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert refs and all(r.endswith(".png") for r in refs)
+    for r in refs:
+        path = written.folder / r
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert path.with_suffix(".svg").is_file()
+
+
+def test_numbers_and_text_come_from_the_fit(ivig, written) -> None:
+    s = ivig.summary()
+    md = written.markdown.read_text()
+    html = written.html.read_text()
+    o = s["or"]
+    pooled = f"Pooled OR {o['median']:.2f} [{o['q025']:.2f}, {o['q975']:.2f}]"
+    assert pooled in md and pooled in html
+    assert f"P(OR > 1) = {s['p_mu_gt_0']:.3f}" in md
+    assert META["question"] in md and META["question"] in html
+    # methods generated from the model, priors and sampler actually used
+    methods = md[md.index("## Methods") : md.index("## Results")]
+    for needle in (
+        "binomial",
+        "normal(0, 2.82)",
+        "half-normal(0.5)",
+        "normal(0, 5)",
+        f"{SMALL.chains} chains of {SMALL.tune} tuning and {SMALL.draws} retained draws",
+        f"seed {SMALL.seed}",
+        "R-hat \u2264 1.01",
+    ):
+        assert needle in methods, needle
+    # data table with provenance columns, and the excluded trial's notice
+    assert "| confidence |" in md and "| source |" in md
+    assert "excluded Stephenson 1998" in md
+    # versions, seed, data hash
+    assert s["data_sha256"] in md and s["versions"]["pymc"] in md
+
+
+def test_published_results_beside_ours(written) -> None:
+    md = written.markdown.read_text()
+    section = md[md.index("## Published results") : md.index("## Classical references")]
+    assert "1.69 [0.72, 3.96]" in section  # the review's secondary-RM pooled OR
+    assert "this analysis (Bayesian)" in section and "this analysis (classical)" in section
+
+
+def test_shipped_published_copy_matches_shared() -> None:
+    shared = ROOT.parent / "shared" / "data" / "ivig_rm" / "published.csv"
+    if not shared.is_file():
+        pytest.skip(f"{shared} not present on this machine (outside the repo)")
+    rows = rep.published_results("ivig_rm")
+    import csv
+
+    assert rows == list(csv.DictReader(shared.read_text(encoding="utf-8").splitlines()))
+    assert rep.published_results("ivig_rm_secondary") == rows
+    assert rep.published_results("bcg") == []
+
+
+def test_failed_fit_is_loud(ivig, written, tmp_path) -> None:
+    files = rep.write_report(_failed(ivig), tmp_path, analysis=META)
+    md = files.markdown.read_text()
+    html = files.html.read_text()
+    assert md.index("CONVERGENCE FAILED") < md.index("## Question")
+    assert html.index('id="convergence-failed"') < html.index('<section id="question">')
+    assert "**FAIL**" in md and "3 divergent transition(s)" in md
+    assert "CONVERGENCE FAILED" not in written.markdown.read_text()
+
+
+def test_exact_fit_report(tmp_path) -> None:
+    data = load("crins2014")
+    res = fit(
+        data, spec=ModelSpec.from_options("normal-normal", data_kind=data.kind), engine="exact"
+    )
+    files = rep.write_report(res, tmp_path, analysis=rep.analysis_meta(name="crins2014"))
+    md = files.markdown.read_text()
+    ctx = json.loads(files.context.read_text())
+    # no chains: no rank/trace figures, no MCSE, and the report says why
+    assert [f["name"] for f in ctx["figures"]] == ["forest", "posterior", "tau", "benefit"]
+    assert "Exact computation: no Markov chains" in md
+    assert "No-U-Turn" not in md and "computed exactly" in md
+    tables = [ln for ln in md[md.index("## Results") :].splitlines() if ln.startswith("|")]
+    assert tables and not any("\u00b1" in ln for ln in tables)
+    assert "No question was stated" in md
+    assert "No published results are shipped for `crins2014`" in md
+
+
+def test_render_is_a_pure_function_of_report_json(written) -> None:
+    ctx = json.loads(written.context.read_text())
+    assert rep.render_markdown(ctx) == written.markdown.read_text()
+    assert rep.render_html(ctx, written.folder) == written.html.read_text()
+
+
+# ------------------------------------------------------------------ committed reports
+
+
+@pytest.mark.parametrize("name", ["ivig_rm", "ivig_rm_secondary"])
+def test_committed_report_is_current(name) -> None:
+    """reports/<name>/ re-renders byte for byte from its report.json with today's code.
+
+    A template or section change without regenerating the committed report fails here:
+    regenerate with `.venv/bin/trialsynth run models/<name>.toml`.
+    """
+    folder = ROOT / "reports" / name
+    ctx = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    assert ctx["format"] == rep.REPORT_FORMAT
+    assert [(s["id"], s["heading"]) for s in ctx["sections"]] == list(rep.SECTIONS)
+    assert rep.render_markdown(ctx) == (folder / "report.md").read_text(encoding="utf-8")
+    assert rep.render_html(ctx, folder) == (folder / "report.html").read_text(encoding="utf-8")
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    assert ctx["summary"] == summary
+    for f in ctx["figures"]:
+        assert (folder / f["png"]).is_file() and (folder / f["svg"]).is_file()
+
+
+# ------------------------------------------------------------------ command line
+
+
+def test_report_command_from_saved_fit(ivig, tmp_path, capsys) -> None:
+    fit_dir = tmp_path / "fit"
+    ivig.save(fit_dir)
+    rep.write_analysis_meta(fit_dir, META)
+    code = main(["report", str(fit_dir), "--out", str(tmp_path / "out")])
+    assert code == 0
+    assert "wrote" in capsys.readouterr().out
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert META["question"] in md  # analysis.json in the FIT folder supplies the question
+    assert (tmp_path / "out" / "report.html").is_file()
+    # without --out the report goes into the FIT folder itself
+    assert main(["report", str(fit_dir)]) == 0
+    assert (fit_dir / "report.html").is_file()
+
+
+def test_report_command_bad_folder(tmp_path, capsys) -> None:
+    code = main(["report", str(tmp_path / "nope")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "no posterior.nc" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ headless browser
+
+PROBE = """
+<script>
+window.addEventListener('load', function () {
+  var imgs = Array.from(document.images);
+  var bad = imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); });
+  var out = document.createElement('pre');
+  out.id = 'trialsynth-probe';
+  out.textContent = 'images=' + imgs.length + ' broken=' + bad.length;
+  document.body.appendChild(out);
+});
+</script>
+"""
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip(
+            "chromium is not installed and tests do not install system packages; "
+            ".ci/run installs it (apt-get install -y chromium)"
+        )
+    return exe
+
+
+def _render(exe: str, page: Path, *, extra: list[str]) -> subprocess.CompletedProcess[str]:
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, page.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+
+def _browser_check(exe: str, html: Path) -> tuple[str, list[str]]:
+    """Load ``html`` (plus the probe) in chromium: the probe's result, console messages."""
+    page = html.with_name(f".probe-{html.name}")
+    page.write_text(html.read_text(encoding="utf-8") + PROBE, encoding="utf-8")
+    try:
+        proc = _render(
+            exe,
+            page,
+            extra=["--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom"],
+        )
+    finally:
+        page.unlink()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m = re.search(r"images=(\d+) broken=(\d+)", proc.stdout)
+    assert m, "the probe did not run (no load event?)"
+    console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
+    return m.group(0), console
+
+
+def test_browser_check_detects_breakage(tmp_path) -> None:
+    """The check below can fail: a broken image and a console error are both caught."""
+    exe = _chromium()
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        '<html><body><img src="data:image/png;base64,AAAA">'
+        "<script>console.error('boom');</script></body></html>"
+    )
+    probe, console = _browser_check(exe, bad)
+    assert probe == "images=1 broken=1"
+    assert any("boom" in ln for ln in console)
+
+
+def test_report_renders_in_headless_chromium(ivig, written) -> None:
+    exe = _chromium()
+    ctx = json.loads(written.context.read_text())
+    probe, console = _browser_check(exe, written.html)
+    assert probe == f"images={len(ctx['figures'])} broken=0"
+    assert console == []
+    # the pooled OR text is in the rendered DOM
+    proc = _render(exe, written.html, extra=["--virtual-time-budget=5000", "--dump-dom"])
+    o = ivig.summary()["or"]
+    assert f"Pooled OR {o['median']:.2f} [{o['q025']:.2f}, {o['q975']:.2f}]" in proc.stdout
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    shot.unlink(missing_ok=True)
+    proc = _render(
+        exe,
+        written.html,
+        extra=["--hide-scrollbars", "--window-size=1200,4000", f"--screenshot={shot}"],
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
