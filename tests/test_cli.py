@@ -386,7 +386,7 @@ def test_bad_spec_exits_2(capsys, tmp_path) -> None:
     code = main(["run", str(spec)])
     assert code == 2
     assert assert_one_line_error(capsys.readouterr().err) == (
-        f"{spec} [priors]: unknown key 'tua'; valid: mu, tau, baseline, beta"
+        f"{spec} [priors]: unknown key 'tua'; valid: mu, tau, baseline, beta, nu"
     )
 
 

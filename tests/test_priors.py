@@ -205,6 +205,7 @@ def test_prior_set_defaults_and_roles() -> None:
         "tau": "half-normal(0.5)",
         "baseline": "normal(0, 5)",
         "beta": "normal(0, 10)",
+        "nu": "gamma(2, 0.1)",
     }
     ps = PriorSet.from_strings(tau="dumouchel", baseline="logistic(0, 1)")
     assert ps.mu == DEFAULT_MU

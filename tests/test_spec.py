@@ -83,6 +83,7 @@ def test_shipped_ivig_rm_uses_the_documented_priors() -> None:
         "tau": "half-normal(0.5)",
         "baseline": "normal(0, 5)",
         "beta": "normal(0, 10)",
+        "nu": "gamma(2, 0.1)",
     }
 
 
@@ -185,11 +186,11 @@ def test_unknown_model_name_is_an_error_when_used(tmp_path) -> None:
         # a misspelt prior key must never fall back to the default prior
         (
             MINIMAL + '[priors]\ntua = "half-cauchy(1)"\n',
-            " [priors]: unknown key 'tua'; valid: mu, tau, baseline, beta",
+            " [priors]: unknown key 'tua'; valid: mu, tau, baseline, beta, nu",
         ),
         (
             MINIMAL + '[priors]\nTau = "half-cauchy(1)"\n',
-            " [priors]: unknown key 'Tau'; valid: mu, tau, baseline, beta",
+            " [priors]: unknown key 'Tau'; valid: mu, tau, baseline, beta, nu",
         ),
         (
             MINIMAL + '[priors]\ntau = "foo(1)"\n',

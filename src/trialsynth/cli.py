@@ -202,7 +202,7 @@ def print_subgroups(summary: dict[str, Any]) -> None:
             title_justify="left",
             show_header=True,
         )
-        for col in ("covariate", "slope [95% CrI]", "posterior sd", "P(beta > 0)", "centred at"):
+        for col in ("covariate", "slope [95% CrI]", "sd", "P(> 0)", "centred at"):
             table.add_column(col, justify="left" if col == "covariate" else "right")
         for name, b in betas.items():
             table.add_row(

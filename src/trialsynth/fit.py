@@ -204,7 +204,11 @@ def derive(raw: Any, spec: ModelSpec, data: TrialData, seed: int) -> Any:
         out = out.assign_coords(covariate=list(des.covariates))
         # the covariates are centred at their mean: mu is the effect at these values
         out = out.assign_coords(covariate_centre=("covariate", list(des.centre)))
-    theta = mu_i + tau_i * post["z"].values if spec.random_effects is not None else mu_i
+    if spec.estimate_nu:  # scale-mixture form of the t (models.build_model)
+        z = post["z_normal"].values * np.sqrt(post["z_scale2"].values)
+    elif spec.random_effects is not None:
+        z = post["z"].values
+    theta = mu_i + tau_i * z if spec.random_effects is not None else mu_i
     out["theta"] = (("chain", "draw", "study"), theta)
     if "alpha" in post:
         out["alpha"] = (("chain", "draw", "study"), post["alpha"].values)

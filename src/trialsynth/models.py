@@ -49,8 +49,10 @@ class ModelSpec:
     random_effects : {"normal", "student-t"} or None
         Distribution of the trial effects around ``mu``; None is the common-effect
         model (tau = 0).
-    nu : float
-        Degrees of freedom of Student-t random effects (fixed).
+    nu : float or None
+        Degrees of freedom of Student-t random effects: a fixed value, or None to
+        estimate them under the ``nu`` prior of the :class:`~trialsynth.priors.PriorSet`
+        (default gamma(2, 0.1), Juarez & Steel 2010).
     correction : float
         Continuity correction for contrasts computed from arm counts (normal
         likelihood only), added to every cell of trials with a zero cell.
@@ -66,7 +68,7 @@ class ModelSpec:
 
     likelihood: Literal["binomial", "normal"] = "binomial"
     random_effects: Literal["normal", "student-t"] | None = "normal"
-    nu: float = 4.0
+    nu: float | None = 4.0
     correction: float = 0.5
     subgroup: str | None = None
     subgroup_tau: Literal["shared", "separate"] = "shared"
@@ -91,7 +93,7 @@ class ModelSpec:
         data_kind: str = "arm",
         likelihood: str | None = None,
         random_effects: str | None = None,
-        nu: float = 4.0,
+        nu: float | None = 4.0,
         subgroup: str | None = None,
         subgroup_tau: str = "shared",
         covariates: tuple[str, ...] | list[str] = (),
@@ -99,7 +101,8 @@ class ModelSpec:
         """Spec from the CLI/TOML options, checking every choice against the data kind.
 
         ``common-effect`` uses the binomial likelihood for arm-level data and the normal
-        one for contrast-level data unless ``likelihood`` says otherwise.
+        one for contrast-level data unless ``likelihood`` says otherwise. ``nu=None``
+        estimates the Student-t degrees of freedom (they need ``random_effects="student-t"``).
         """
         if model not in MODELS:
             raise ModelError(f"unknown model {model!r}; valid: {', '.join(MODELS)}")
@@ -128,7 +131,13 @@ class ModelSpec:
                 f"the binomial likelihood needs arm-level counts (events_t, n_t, events_c, n_c); "
                 f"these data are {data_kind}-level: use --model normal-normal"
             )
-        if not nu > 0:
+        if nu is None:
+            if model == "common-effect" or random_effects != "student-t":
+                raise ModelError(
+                    "a prior on the degrees of freedom (nu) needs student-t random effects "
+                    '(--random-effects student-t / [model] random_effects = "student-t")'
+                )
+        elif not nu > 0:
             raise ModelError(f"Student-t degrees of freedom must be > 0, got {nu}")
         if subgroup_tau not in SUBGROUP_TAU:
             raise ModelError(
@@ -138,7 +147,7 @@ class ModelSpec:
         return cls(
             likelihood=lik,  # type: ignore[arg-type]
             random_effects=re,  # type: ignore[arg-type]
-            nu=float(nu),
+            nu=None if nu is None else float(nu),
             subgroup=subgroup or None,
             subgroup_tau=subgroup_tau,  # type: ignore[arg-type]
             covariates=tuple(covariates),
@@ -152,7 +161,7 @@ class ModelSpec:
             "random_effects": self.random_effects,
         }
         if self.random_effects == "student-t":
-            d["nu"] = self.nu
+            d["nu"] = self.nu  # None: estimated under the nu prior
         if self.likelihood == "normal":
             d["correction"] = self.correction
         if self.subgroup:
@@ -161,6 +170,11 @@ class ModelSpec:
         if self.covariates:
             d["covariates"] = list(self.covariates)
         return d
+
+    @property
+    def estimate_nu(self) -> bool:
+        """True when the Student-t degrees of freedom are a parameter (with a prior)."""
+        return self.random_effects == "student-t" and self.nu is None
 
     @property
     def separate_tau(self) -> bool:
@@ -278,6 +292,8 @@ def model_values(spec: ModelSpec, data: TrialData, priors: PriorSet) -> dict[str
         values |= hyper_values(priors.baseline, "alpha")
     if spec.covariates:
         values |= hyper_values(priors.beta, "beta")
+    if spec.estimate_nu:
+        values |= hyper_values(priors.nu, "nu")
     return values
 
 
@@ -299,6 +315,8 @@ def structure_key(spec: ModelSpec, data: TrialData, priors: PriorSet) -> tuple[A
         key += (prior_key(priors.baseline),)
     if spec.covariates:
         key += (prior_key(priors.beta),)
+    if spec.estimate_nu:
+        key += (prior_key(priors.nu),)
     return key
 
 
@@ -343,7 +361,16 @@ def build_model(spec: ModelSpec, data: TrialData, priors: PriorSet) -> pm.Model:
             if spec.random_effects == "normal":
                 z = pm.Normal("z", 0.0, 1.0, dims="study")
             else:
-                z = pm.StudentT("z", nu=spec.nu, mu=0.0, sigma=1.0, dims="study")
+                if spec.nu is None:
+                    # estimated nu: t as a scale mixture of normals, z = e * sqrt(w) with
+                    # e ~ N(0, 1), w ~ InvGamma(nu/2, nu/2): fewer divergences than a
+                    # StudentT z whose shape moves with nu (trialsynth.fit.derive rebuilds z)
+                    nu = pymc_variable(priors.nu, "nu")
+                    e = pm.Normal("z_normal", 0.0, 1.0, dims="study")
+                    w = pm.InverseGamma("z_scale2", alpha=nu / 2, beta=nu / 2, dims="study")
+                    z = e * pm.math.sqrt(w)
+                else:
+                    z = pm.StudentT("z", nu=spec.nu, mu=0.0, sigma=1.0, dims="study")
             theta = mu + tau * z
         if spec.likelihood == "binomial":
             alpha = pymc_variable(priors.baseline, "alpha", dims="study")
