@@ -1219,6 +1219,7 @@ def main(argv: list[str] | None = None) -> int:
         from click.exceptions import ClickException, UsageError
 
     from trialsynth.assurance import AssuranceError
+    from trialsynth.compare import CompareError
     from trialsynth.data import DataError
     from trialsynth.models import ModelError
     from trialsynth.priors import PriorError
@@ -1235,6 +1236,7 @@ def main(argv: list[str] | None = None) -> int:
         SpecError,
         ResultError,
         AssuranceError,
+        CompareError,
         ReportError,
         SensitivityError,
         ValueError,
