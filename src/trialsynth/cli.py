@@ -284,7 +284,7 @@ def _write_outputs(
     treatment: str = "treatment",
     control: str = "control",
     analysis: dict[str, Any] | None = None,
-    report: bool = True,
+    report: bool = False,
 ) -> dict[str, float]:
     timings = {}
     t0 = time.perf_counter()
