@@ -338,6 +338,8 @@ def test_cli_subgroup_fit_json_and_query(tmp_path, capsys) -> None:
     new = post["theta_new_subgroup"].sel(subgroup="secondary").values
     assert [a["probability"] for a in answers] == [np.mean(sec > pri), np.mean(new > 0)]
     assert s["subgroups"]["secondary"]["p_theta_new_gt_0"] == answers[1]["probability"]
+    assert main(["query", str(out), queries[0]]) == 0  # the table shows the brackets
+    assert "P(OR[secondary] > OR[primary])" in capsys.readouterr().out
     assert main(["query", str(out), "P(OR_new[tertiary] > 1)"]) == 2
     assert "unknown target 'OR_new[tertiary]'; valid: " in _one_line_error(capsys.readouterr().err)
 
@@ -349,6 +351,7 @@ def test_cli_meta_regression_and_student_t_table(capsys) -> None:
     main(args)  # exit code: 0, or 0 with a failed-convergence warning (not --strict)
     text = capsys.readouterr().out
     assert "meta-regression (log-OR per unit of each covariate)" in text
+    assert "pooled OR at mean covariates" in text
     assert "ablat" in text
     assert "degrees of freedom estimated, nu " in text and "(prior gamma(2, 0.1))" in text
     assert "beta ~ normal(0, 1)" in text and "nu ~ gamma(2, 0.1)" in text

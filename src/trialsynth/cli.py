@@ -71,7 +71,12 @@ def print_summary(
     p_new = f"{summary['p_theta_new_gt_0']:.3f}" + (
         f" ± {mcse['p_theta_new_gt_0']:.3f}" if "p_theta_new_gt_0" in mcse else ""
     )
-    table.add_row("pooled OR, exp(mu)", _fmt_interval(summary["or"]), p_mu)
+    pooled_label = "pooled OR, exp(mu)"
+    if summary.get("subgroups"):  # mu is the unweighted mean of the subgroup log-ORs
+        pooled_label = "mean of subgroup ORs, exp(mean mu)"
+    elif summary.get("beta"):
+        pooled_label = "pooled OR at mean covariates"
+    table.add_row(pooled_label, _fmt_interval(summary["or"]), p_mu)
     table.add_row("heterogeneity tau (log-OR)", _fmt_interval(summary["tau"]), "")
     table.add_row("OR of a new trial", _fmt_interval(summary["or_new"]), p_new)
     for t in summary.get("theta", []):
@@ -699,9 +704,13 @@ def query(
     table.add_column("query")
     table.add_column("probability", justify="right")
     table.add_column("MCSE", justify="right")
+    from rich.markup import escape
+
     for a in answers:
-        table.add_row(
-            a.query, f"{a.probability:.4f}", "exact" if a.mcse is None else f"{a.mcse:.4f}"
+        table.add_row(  # escape: OR[secondary] is not rich markup
+            escape(a.query),
+            f"{a.probability:.4f}",
+            "exact" if a.mcse is None else f"{a.mcse:.4f}",
         )
     out.print(table)
     if not result.ok:
