@@ -175,6 +175,54 @@ def test_exact_fit_report(tmp_path) -> None:
     assert "No published results are shipped for `crins2014`" in md
 
 
+def test_sensitivity_section(ivig, tmp_path) -> None:
+    s = ivig.summary()
+    keys = ("or", "or_new", "tau", "p_mu_gt_0", "p_theta_new_gt_0", "diagnostics", "mcse")
+    main_row = {
+        "scenario": 0,
+        "label": "main: tau half-normal(0.5)",
+        "main": True,
+        "settings": {"tau": "half-normal(0.5)"},
+        "status": "ok",
+        "psense": [
+            {"variable": "mu", "prior": 0.013, "likelihood": 0.056, "diagnosis": "ok"},
+            {
+                "variable": "tau",
+                "prior": 0.12,
+                "likelihood": 0.083,
+                "diagnosis": "potential prior-data conflict",
+            },
+        ],
+        **{k: s[k] for k in keys},
+    }
+    failed_row = {
+        "scenario": 1,
+        "label": "tau half-cauchy(5)",
+        "main": False,
+        "settings": {"tau": "half-cauchy(5)"},
+        "status": "failed",
+        "error": "2 divergent transition(s)",
+    }
+    folder = tmp_path / "fit"
+    (folder / "sensitivity").mkdir(parents=True)
+    (folder / "sensitivity" / "sensitivity.json").write_text(json.dumps([main_row, failed_row]))
+    rows = rep.find_sensitivity(folder)
+    files = rep.write_report(ivig, folder, analysis=META, sensitivity=rows)
+    md = files.markdown.read_text()
+    section = md[md.index("## Sensitivity analyses") : md.index("## Reproducibility")]
+    o = s["or"]
+    assert f"| **main: tau half-normal(0.5)** | **{o['median']:.2f} [" in section
+    assert "| tau half-cauchy(5) |" in section and "failed: 2 divergent transition(s)" in section
+    assert "| tau | 0.120 | 0.083 | **potential prior-data conflict** |" in section
+    assert "![Sensitivity](figures/sensitivity.png)" in section
+    assert 'data-figure="sensitivity"' in files.html.read_text()
+    bad = tmp_path / "bad"
+    (bad / "sensitivity").mkdir(parents=True)
+    (bad / "sensitivity" / "sensitivity.json").write_text("{not json")
+    with pytest.raises(rep.ReportError, match=r"sensitivity\.json: not valid JSON"):
+        rep.find_sensitivity(bad)
+
+
 def test_render_is_a_pure_function_of_report_json(written) -> None:
     ctx = json.loads(written.context.read_text())
     assert rep.render_markdown(ctx) == written.markdown.read_text()

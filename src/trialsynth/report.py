@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from trialsynth.results import FitResult
 
 #: Version of the report's structure (sections, report.json keys); bump on any change.
-REPORT_FORMAT = 1
+REPORT_FORMAT = 2
 #: Section ids and headings, in order; every report has all of them.
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("question", "Question"),
@@ -712,12 +712,25 @@ def find_sensitivity(folder: str | Path) -> list[dict[str, Any]] | None:
 
 def _sensitivity(rows: list[dict[str, Any]] | None) -> dict[str, Any]:
     if not rows:
-        return {"present": False, "rows": []}
+        return {"present": False, "rows": [], "psense": []}
     out = []
+    psense = []
     for r in rows:
         ok = r.get("status") == "ok"
+        if r.get("main") and r.get("psense"):
+            psense = [
+                {
+                    "variable": str(p["variable"]),
+                    "prior": f"{p['prior']:.3f}",
+                    "likelihood": f"{p['likelihood']:.3f}",
+                    "diagnosis": str(p["diagnosis"]),
+                    "ok": p["diagnosis"] == "ok",
+                }
+                for p in r["psense"]
+            ]
         out.append(
             {
+                "main": bool(r.get("main")),
                 "label": str(r.get("label", r.get("scenario", ""))),
                 "or": _ci(r.get("or")) if ok else "",
                 "tau": "" if not ok or not r.get("tau") else f"{r['tau']['median']:.2f}",
@@ -728,7 +741,7 @@ def _sensitivity(rows: list[dict[str, Any]] | None) -> dict[str, Any]:
                 + (f": {r['error']}" if r.get("error") and not ok else ""),
             }
         )
-    return {"present": True, "rows": out}
+    return {"present": True, "rows": out, "psense": psense}
 
 
 def build_context(
