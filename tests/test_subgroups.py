@@ -395,3 +395,17 @@ def test_cli_errors_are_one_line(capsys, extra, message) -> None:
     captured = capsys.readouterr()
     assert message in _one_line_error(captured.err)
     assert captured.out == ""
+
+
+def test_common_effect_subgroups_check_no_zero_tau() -> None:
+    """tau = 0 in a common-effect subgroup fit: no R-hat of a constant (a NaN warning)."""
+    import xarray as xr
+
+    names = ("mu", "theta", "mu_subgroup", "tau_subgroup", "tau", "alpha")
+    tree = xr.DataTree.from_dict(
+        {"posterior": xr.Dataset({n: (("chain", "draw"), np.zeros((2, 3))) for n in names})}
+    )
+    common = ModelSpec(random_effects=None, subgroup="population")
+    assert parameter_names(common, tree) == ["mu", "theta", "mu_subgroup", "alpha"]
+    shared = ModelSpec(subgroup="population")
+    assert {"tau", "tau_subgroup"} <= set(parameter_names(shared, tree))

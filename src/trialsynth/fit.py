@@ -220,9 +220,9 @@ def derive(raw: Any, spec: ModelSpec, data: TrialData, seed: int) -> Any:
 
 def parameter_names(spec: ModelSpec, tree: Any) -> list[str]:
     """The parameters whose convergence is checked (sampled ones and theta)."""
-    names = ["mu", "theta", "mu_subgroup", "tau_subgroup", "beta", "nu"]
-    if spec.random_effects is not None:
-        names.append("tau")
+    names = ["mu", "theta", "mu_subgroup", "beta", "nu"]
+    if spec.random_effects is not None:  # (common effect: tau = 0, nothing to check)
+        names += ["tau", "tau_subgroup"]
     if spec.likelihood == "binomial":
         names.append("alpha")
     return [n for n in names if n in tree["posterior"]]
