@@ -361,6 +361,27 @@ def test_numbers_do_not_depend_on_which_scenario_compiled(mcmc_plan, uninterrupt
         assert record["or_new"] == row["or_new"]
 
 
+def test_binomial_scenarios_reuse_the_compiled_model_exactly(crins) -> None:
+    """Binomial-normal (integer pm.Data, baseline prior, psense with alpha) in any order."""
+    from trialsynth.fit import clear_cache
+
+    spec = replace(
+        crins_spec({"tau": ["half-normal(0.5)", "half-normal(1)"], "engine": "mcmc"}),
+        model="binomial-normal",
+    )
+    plan = sens.plan(spec, crins)
+    assert [s.spec.likelihood for s in plan] == ["binomial", "binomial"]
+    clear_cache()
+    forward = [sens.fit_scenario(s.task()) for s in plan]
+    clear_cache()
+    backward = [sens.fit_scenario(s.task()) for s in reversed(plan)][::-1]
+    for a, b in zip(forward, backward, strict=True):
+        assert a["failure"] != "error" and b["failure"] != "error", (a["error"], b["error"])
+        assert a["mu"] == b["mu"] and a["tau"] == b["tau"] and a["or_new"] == b["or_new"]
+    assert forward[0]["psense"] and {p["variable"] for p in forward[0]["psense"]} == {"mu", "tau"}
+    assert forward[0]["priors"]["baseline"] == "normal(0, 5)"
+
+
 @pytest.mark.slow
 def test_two_worker_processes_give_the_same_table(mcmc_plan, uninterrupted, tmp_path) -> None:
     result = sens.run(mcmc_plan, tmp_path, workers=2)
