@@ -207,6 +207,11 @@ def test_subgroup_plot_rows() -> None:
     ]
     assert sum(v["k"] for v in groups.values()) == len(res.studies)
     assert fig.axes[0].get_xscale() == "log"
+    # on the forest plot of a subgroup fit, mu is the average of the subgroup means
+    forest = plots.forest_plot(res)
+    k = len(res.studies)
+    assert forest.axes[0].get_yticklabels()[k].get_text() == "Average of subgroups"
+    assert plots.hyperparameters(res) == ["mu_subgroup", "tau"]
 
 
 def test_rank_and_trace_plots(ivig) -> None:

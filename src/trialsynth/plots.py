@@ -265,7 +265,8 @@ def forest_plot(
         f"{s}{CONFIDENCE_MARKS.get(c, ('', ''))[1]}"
         for s, c in zip(studies, confidence, strict=True)
     ]
-    labels += ["Pooled (random effects)", "Predicted for a new trial"]
+    pooled_label = "Average of subgroups" if fit.subgroups else "Pooled (random effects)"
+    labels += [pooled_label, "Predicted for a new trial"]
     for j, (m, est) in enumerate(cl_rows):
         ax.errorbar(
             [est["or"]],

@@ -455,7 +455,9 @@ def _results(fit: FitResult, summary: dict[str, Any]) -> dict[str, Any]:
     mcse = summary.get("mcse") or {}
     rows = [
         {
-            "quantity": "pooled OR, exp(\u03bc)",
+            "quantity": "average of subgroup ORs, exp(\u03bc)"
+            if fit.subgroups
+            else "pooled OR, exp(\u03bc)",
             "estimate": _ci(summary["or"]),
             "p": _prob(summary["p_mu_gt_0"], mcse.get("p_mu_gt_0")),
         },
@@ -498,8 +500,9 @@ def _results(fit: FitResult, summary: dict[str, Any]) -> dict[str, Any]:
         {"name": n, "estimate": _ci(b), "p": f"{b['p_gt_0']:.3f}"}
         for n, b in (summary.get("beta") or {}).items()
     ]
+    pooled = "Average OR over subgroups" if fit.subgroups else "Pooled OR"
     headline = (
-        f"Pooled OR {_ci(summary['or'])} (median [95% CrI]); "
+        f"{pooled} {_ci(summary['or'])} (median [95% CrI]); "
         f"P(OR > 1) = {summary['p_mu_gt_0']:.3f}; "
         f"OR of a new trial {_ci(summary['or_new'])}; "
         f"P(OR_new > 1) = {summary['p_theta_new_gt_0']:.3f}"
