@@ -354,6 +354,18 @@ def test_browser_check_detects_breakage(tmp_path) -> None:
     assert any("boom" in ln for ln in console)
 
 
+@pytest.mark.parametrize("name", ["ivig_rm", "ivig_rm_secondary"])
+def test_committed_report_renders_in_headless_chromium(name, tmp_path) -> None:
+    exe = _chromium()
+    folder = ROOT / "reports" / name
+    html = tmp_path / "report.html"  # a copy alone: nothing beside it to load from disk
+    shutil.copy(folder / "report.html", html)
+    ctx = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    probe, console = _browser_check(exe, html)
+    assert probe == f"images={len(ctx['figures'])} broken=0"
+    assert console == []
+
+
 def test_report_renders_in_headless_chromium(ivig, written) -> None:
     exe = _chromium()
     ctx = json.loads(written.context.read_text())
