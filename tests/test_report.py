@@ -269,6 +269,44 @@ def test_report_command_from_saved_fit(ivig, tmp_path, capsys) -> None:
     assert (fit_dir / "report.html").is_file()
 
 
+SPEC = """
+[analysis]
+name = "ivig_small"
+title = "IVIg (small run)"
+question = "{question}"
+treatment = "IVIg"
+control = "placebo"
+
+[data]
+source = "ivig_rm"
+
+[sampler]
+draws = 1000
+tune = 500
+seed = 3
+"""
+
+
+def test_run_writes_the_report_and_refreshes_it(tmp_path, capsys) -> None:
+    spec = tmp_path / "small.toml"
+    out = tmp_path / "out"
+    spec.write_text(SPEC.format(question="First question?"))
+    assert main(["run", str(spec), "--out", str(out)]) == 0
+    assert "First question?" in (out / "report.md").read_text()
+    assert json.loads((out / "analysis.json").read_text())["question"] == "First question?"
+    assert rep.is_current(out)
+    # an edited question: the saved fit is reused, the report is written again
+    spec.write_text(SPEC.format(question="Second question?"))
+    assert main(["run", str(spec), "--out", str(out)]) == 0
+    assert "reusing the identical fit" in capsys.readouterr().err
+    assert "Second question?" in (out / "report.md").read_text()
+    # a report of another format is stale
+    ctx = json.loads((out / "report.json").read_text())
+    (out / "report.json").write_text(json.dumps(ctx | {"format": rep.REPORT_FORMAT - 1}))
+    assert not rep.is_current(out)
+    assert not rep.is_current(tmp_path)  # no report at all
+
+
 def test_report_command_bad_folder(tmp_path, capsys) -> None:
     code = main(["report", str(tmp_path / "nope")])
     err = capsys.readouterr().err

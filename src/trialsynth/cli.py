@@ -625,7 +625,7 @@ def run(
                 progress=say,
                 engine=engine,
             )
-        from trialsynth.report import analysis_meta
+        from trialsynth.report import analysis_meta, is_current
 
         meta = analysis_meta(
             name=spec.name,
@@ -638,7 +638,7 @@ def run(
         if (
             result.timings
             or not (folder / "forest.png").exists()
-            or not (folder / "report.html").exists()
+            or not is_current(folder, meta)  # missing, other format, or other question
         ):
             result.timings |= _write_outputs(
                 result,

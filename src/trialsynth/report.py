@@ -904,3 +904,26 @@ def report_from_folder(fit_dir: str | Path, out: str | Path | None = None) -> Re
     fit = FitResult.load(fit_dir)
     meta = read_analysis_meta(fit_dir, fit)
     return write_report(fit, out or fit_dir, analysis=meta, sensitivity=find_sensitivity(fit_dir))
+
+
+def is_current(folder: str | Path, analysis: dict[str, Any] | None = None) -> bool:
+    """True when ``folder`` holds a report written in this code's ``REPORT_FORMAT``.
+
+    With ``analysis``, the report must also have been written for that metadata (an edited
+    question or title makes the report stale).
+    """
+    from trialsynth import __version__
+
+    path = Path(folder) / "report.json"
+    if not (path.is_file() and (Path(folder) / "report.html").is_file()):
+        return False
+    try:
+        ctx = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return (
+        isinstance(ctx, dict)
+        and ctx.get("format") == REPORT_FORMAT
+        and ctx.get("trialsynth") == __version__
+        and (analysis is None or ctx.get("analysis") == analysis)
+    )
