@@ -128,6 +128,11 @@ def test_bcg_slope_agrees_with_reml_within_one_posterior_sd() -> None:
     # posterior sd (0.0074 here; the MCSE of the mean is about 0.0003)
     assert abs(beta["mean"] - METAFOR_OR_SLOPE) < beta["sd"]
     assert beta["p_gt_0"] < 0.01
+    slope = res.tree["posterior"]["beta"].sel(covariate="ablat").values
+    assert res.prob("P(beta[ablat] < 0)") == np.mean(slope < 0) == 1 - beta["p_gt_0"]
+    assert res.prob("beta[ablat] > -0.03") == np.mean(slope > -0.03)
+    with pytest.raises(QueryError, match=r"unknown target 'beta\[year\]'; valid: .*beta\[ablat\]"):
+        res.prob("beta[year] > 0")
     assert beta["centre"] == pytest.approx(np.mean(_ablat(load("bcg"))))
     assert res.summary()["priors"]["beta"] == "normal(0, 10)"
     assert "beta[ablat]" in set(res.summary_frame()["quantity"])
@@ -167,6 +172,8 @@ def test_subgroup_queries_are_draw_fractions(ivig_sub) -> None:
     assert ivig_sub.prob("P(OR[secondary] > OR[primary])") == np.mean(sec > pri)
     assert ivig_sub.prob("OR_new[secondary] > 1") == np.mean(new_sec > 0)
     assert ivig_sub.prob("OR[secondary] > 1") == np.mean(sec > 0)
+    tau_sec = post["tau_subgroup"].sel(subgroup="secondary").values
+    assert ivig_sub.prob("tau[secondary] > 0.5") == np.mean(tau_sec > 0.5)
     ans = ivig_sub.ask("OR[secondary] > OR[primary]")
     assert ans.mcse == probability_mcse(sec > pri) > 0
     s = ivig_sub.summary()
@@ -288,6 +295,7 @@ def test_estimated_nu_fit_records_its_prior() -> None:
     assert s["model_spec"]["nu"] is None
     assert "nu" in parameter_names(res.spec, res.tree)  # its convergence is checked
     assert res.spec.estimate_nu and "nu" in set(res.summary_frame()["quantity"])
+    assert res.prob("nu < 10") == np.mean(res.draws("nu") < 10)
 
 
 # --------------------------------------------------------------------------- specs

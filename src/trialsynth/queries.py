@@ -14,6 +14,9 @@ Grammar (whitespace is free, names are case-sensitive inside brackets)::
 ``OR[label]`` one trial's shrunken odds ratio (label = study name) or a subgroup's pooled odds
 ratio (label = subgroup level, for subgroup fits); ``OR_new[level]`` a future trial in a
 subgroup; ``tau`` the heterogeneity SD; ``mu`` and ``theta_new`` are the log-OR scale.
+Model-specific targets: ``tau[level]`` (a subgroup's heterogeneity SD), ``beta[covariate]``
+(a meta-regression slope, log-OR per unit: ``P(beta[ablat] < 0)``) and ``nu`` (estimated
+Student-t degrees of freedom).
 """
 
 from __future__ import annotations
@@ -139,7 +142,12 @@ def valid_targets(fit: FitResult) -> list[str]:
     out = list(NAMES)
     out += [f"OR[{s}]" for s in fit.studies]
     for level in fit.subgroups:
-        out += [f"OR[{level}]", f"OR_new[{level}]"]
+        out += [f"OR[{level}]", f"OR_new[{level}]", f"tau[{level}]"]
+    post = fit.tree["posterior"]
+    if "beta" in post:  # meta-regression slopes (log-OR per unit of the covariate)
+        out += [f"beta[{c}]" for c in post["covariate"].values]
+    if "nu" in post:  # estimated Student-t degrees of freedom
+        out.append("nu")
     return out
 
 
@@ -156,6 +164,12 @@ def _draws(fit: FitResult, t: Target) -> tuple[np.ndarray, bool]:
         }
         if t.name in base:
             return np.asarray(post[base[t.name]].values), t.name.startswith("OR")
+        if t.name == "nu" and "nu" in post:
+            return np.asarray(post["nu"].values), False
+    elif t.name == "beta" and "beta" in post and t.label in post["covariate"].values:
+        return np.asarray(post["beta"].sel(covariate=t.label).values), False
+    elif t.name == "tau" and t.label in fit.subgroups:
+        return np.asarray(post["tau_subgroup"].sel(subgroup=t.label).values), False
     elif t.name in ("OR", "OR_new"):
         subgroups = fit.subgroups
         if t.label in subgroups:
