@@ -395,8 +395,8 @@ def default_k_threshold(spec: ModelSpec) -> float:
 
     With a per-trial baseline the left-out trial's control arm is predicted from the
     baseline prior, far wider than its posterior, and PSIS fails whatever k-hat says: on
-    ``ivig_rm`` (common-effect, 4000 draws) trials with k-hat 0.60-0.70 had PSIS ELPDs
-    1.7-2.0 higher than their exact refits (BENCHMARKS.md, ``scripts/bench_compare.py``).
+    ``ivig_rm`` (common-effect, 4 x 2000 draws) PSIS overestimated every trial's ELPD by
+    1.4-2.0 units, including one at k-hat 0.64 (BENCHMARKS.md, ``scripts/bench_compare.py``).
     """
     return -math.inf if spec.likelihood == "binomial" else K_THRESHOLD
 
