@@ -309,7 +309,7 @@ def forest_plot(
         "c": (0.625, f"{control}\nn/N"),
         "obs": (0.685, "observed OR\n[95% CI]"),
         "shr": (0.795, "posterior OR\n[95% CrI]"),
-        "conf": (0.905, "data\nconfidence"),
+        "conf": (0.905, "data\nconfidence" if any(confidence) else ""),
     }
     top = n_rows - 0.45
     for x, head in columns.values():
