@@ -188,6 +188,34 @@ def test_design_trial_on_a_fit(secondary):
     assert "unreachable" in unreachable.target_note
 
 
+def test_design_for_a_subgroup(tmp_path):
+    from trialsynth.models import ModelSpec
+
+    data = load("ivig_rm")
+    spec = ModelSpec.from_options("binomial-normal", data_kind="arm", subgroup="population")
+    res = fit(data, spec=spec, settings=SamplerSettings(draws=1000, tune=500, seed=4))
+    out = design_trial(res, [200, 2000], subgroup="secondary", seed=2)
+    j = res.subgroups.index("secondary")
+    theta = res.draws("theta_new_subgroup")[..., j]
+    assert out.assurance_limit == pytest.approx(float(np.mean(theta > 0)))
+    assert out.pooled_log_or == pytest.approx(float(np.median(res.draws("mu_subgroup")[..., j])))
+    assert "subgroup 'secondary'" in out.control_source
+    # the two secondary trials' control rates: 15/24 and 20/40 live births
+    assert 0.3 < out.control_rate < 0.75
+    assert out.to_json()[0]["subgroup"] == "secondary"
+    with pytest.raises(AssuranceError, match="valid: mixed, primary, secondary"):
+        design_trial(res, [200], subgroup="tertiary")
+    whole = design_trial(res, [200], seed=2)
+    assert whole.assurance_limit == pytest.approx(float(np.mean(res.draws("theta_new") > 0)))
+
+
+def test_design_subgroup_needs_a_subgroup_fit(secondary):
+    code, _, stderr = run_cli(
+        ["design", str(secondary), "--n-per-arm", "100", "--subgroup", "secondary"]
+    )
+    assert code == 2 and "this fit has no subgroups" in stderr
+
+
 def test_assurance_plot_structure(secondary):
     import matplotlib.pyplot as plt
 

@@ -210,14 +210,15 @@ def check_sizes(n_per_arm: Sequence[int]) -> list[int]:
 
 
 def control_logits(
-    fit: FitResult, control_rate: float | None, *, seed: int
+    fit: FitResult, control_rate: float | None, *, seed: int, trials: Sequence[int] | None = None
 ) -> tuple[np.ndarray | float, str]:
     """Control-arm log-odds of the future trial, per draw, and how it was chosen.
 
     A given ``control_rate`` is used for every draw. Otherwise, for each posterior draw one
-    analysed trial is picked at random and its control-arm log-odds ``alpha`` in that draw
-    is used: the future trial's control population is taken to be like one of the analysed
-    ones (estimation uncertainty and the spread between trials both count).
+    analysed trial (among ``trials``, positions in the fit; default all) is picked at random
+    and its control-arm log-odds ``alpha`` in that draw is used: the future trial's control
+    population is taken to be like one of the analysed ones (estimation uncertainty and the
+    spread between trials both count).
     """
     if control_rate is not None:
         if not 0 < control_rate < 1:
@@ -229,6 +230,8 @@ def control_logits(
             " likelihood) has no control-arm parameters: give --control-rate P"
         )
     alpha = fit.draws("alpha")  # (chain, draw, study)
+    if trials is not None:
+        alpha = alpha[..., list(trials)]
     rng = np.random.default_rng([seed, 2])
     pick = rng.integers(alpha.shape[-1], size=alpha.shape[:2])
     return np.take_along_axis(alpha, pick[..., None], -1)[..., 0], CONTROL_FROM_POSTERIOR
@@ -387,6 +390,7 @@ class DesignResult:
     fit_priors: dict[str, str]
     fit_status: str
     data_name: str
+    subgroup: str | None = None
 
     @property
     def pooled_or(self) -> float:
@@ -436,6 +440,7 @@ class DesignResult:
             "fit_priors": self.fit_priors,
             "fit_status": self.fit_status,
             "data": self.data_name,
+            "subgroup": self.subgroup,
         }
         rows = [
             {
@@ -473,6 +478,7 @@ def design_trial(
     target: float = 0.8,
     sims: int = DEFAULT_SIMS,
     seed: int | None = None,
+    subgroup: str | None = None,
 ) -> DesignResult:
     """Assurance of a future two-arm trial from a fitted meta-analysis.
 
@@ -493,6 +499,9 @@ def design_trial(
         Simulated trials (rounded up to a multiple of the number of draws).
     seed : int, optional
         Default: the fit's seed.
+    subgroup : str, optional
+        For a subgroup fit: a future trial in this subgroup (its ``theta_new_subgroup``,
+        its pooled OR for the classical power, control rates of its trials only).
 
     Returns
     -------
@@ -509,8 +518,10 @@ def design_trial(
     if seed < 0:
         raise AssuranceError(f"--seed must be a non-negative integer, got {seed}")
     sizes = check_sizes(n_per_arm)
-    theta = fit.draws("theta_new")
-    logit_c, source = control_logits(fit, control_rate, seed=seed)
+    theta, members = _future_effect(fit, subgroup)
+    logit_c, source = control_logits(fit, control_rate, seed=seed, trials=members)
+    if subgroup is not None and control_rate is None:
+        source += f"; trials of subgroup {subgroup!r} only"
     points, total = simulate(theta, logit_c, sizes, criterion, sims=sims, seed=seed)
     rates = expit(np.asarray(logit_c, dtype=float))
     rate = float(np.median(rates))
@@ -519,7 +530,13 @@ def design_trial(
         if control_rate is not None
         else (float(np.quantile(rates, 0.025)), float(np.quantile(rates, 0.975)))
     )
-    pooled = float(np.median(fit.draws("mu")))
+    pooled = float(
+        np.median(
+            fit.draws("mu")
+            if subgroup is None
+            else fit.draws("mu_subgroup")[..., fit.subgroups.index(subgroup)]
+        )
+    )
     points = [
         DesignPoint(
             n_per_arm=p.n_per_arm,
@@ -550,7 +567,26 @@ def design_trial(
         fit_priors=summary_priors,
         fit_status="ok" if fit.ok else "failed",
         data_name=str(fit.provenance.get("data_name", "")),
+        subgroup=subgroup,
     )
+
+
+def _future_effect(fit: FitResult, subgroup: str | None) -> tuple[np.ndarray, list[int] | None]:
+    """Draws of the future trial's log-OR, and the trials whose control arms it resembles."""
+    if subgroup is None:
+        return fit.draws("theta_new"), None
+    levels = fit.subgroups
+    if not levels:
+        raise AssuranceError(
+            f"--subgroup {subgroup!r}: this fit has no subgroups (fit with --subgroup COLUMN)"
+        )
+    if subgroup not in levels:
+        raise AssuranceError(f"--subgroup {subgroup!r} is not a level; valid: {', '.join(levels)}")
+    column = fit.provenance["model"]["subgroup"]
+    frame = fit.data_frame.set_index("study").loc[fit.studies]
+    members = [i for i, v in enumerate(frame[column].astype(str)) if v == subgroup]
+    theta = fit.draws("theta_new_subgroup")[..., levels.index(subgroup)]
+    return theta, members
 
 
 def _prior_roles(fit: FitResult) -> list[str]:

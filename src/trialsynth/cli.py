@@ -745,6 +745,9 @@ def design(
     target: Annotated[float, typer.Option(help="Assurance wanted (reports the N).")] = 0.8,
     sims: Annotated[int, typer.Option(help="Simulated future trials.")] = 40_000,
     seed: Annotated[int | None, typer.Option(help="Seed (default: the fit's seed).")] = None,
+    subgroup: Annotated[
+        str | None, typer.Option(help="A future trial in this subgroup (subgroup fits).")
+    ] = None,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write the assurance curve figure (PNG).")
     ] = None,
@@ -763,7 +766,7 @@ def design(
     result = FitResult.load(fit_dir)
     res = design_trial(
         result, sizes, control_rate=control_rate, criterion=crit, target=target, sims=sims,
-        seed=seed,
+        seed=seed, subgroup=subgroup,
     )
     if plot is not None:
         import matplotlib.pyplot as plt
@@ -784,7 +787,9 @@ def design(
     from rich import box
 
     table = Table(
-        title=f"future trial from {res.data_name}: {crit.describe()}",
+        title=f"future trial from {res.data_name}"
+        + (f", subgroup {subgroup}" if subgroup else "")
+        + f": {crit.describe()}",
         title_justify="left",
         show_header=True,
         box=box.SIMPLE_HEAD,
