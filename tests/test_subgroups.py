@@ -296,6 +296,14 @@ def test_estimated_nu_fit_records_its_prior() -> None:
     assert "nu" in parameter_names(res.spec, res.tree)  # its convergence is checked
     assert res.spec.estimate_nu and "nu" in set(res.summary_frame()["quantity"])
     assert res.prob("nu < 10") == np.mean(res.draws("nu") < 10)
+    # the report's posterior figure draws the prior predictive with nu from its prior
+    import matplotlib.pyplot as plt
+
+    from trialsynth.plots import posterior_plot
+
+    fig = posterior_plot(res, prior_draws=2000)
+    assert fig.axes
+    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- specs

@@ -410,7 +410,11 @@ def _prior_predictive(fit: FitResult, n: int, seed: int) -> np.ndarray | None:
     mu = np.asarray(priors.mu.dist().rvs(size=n, random_state=rng), float)
     tau = np.asarray(priors.tau.tau_dist().ppf(rng.uniform(size=n)), float)
     if fit.spec.random_effects == "student-t":
-        eps = rng.standard_t(fit.spec.nu, size=n)
+        # estimated nu (spec.nu None): one draw of nu from its prior per predictive draw
+        nu = fit.spec.nu
+        if nu is None:
+            nu = np.asarray(priors.nu.dist().rvs(size=n, random_state=rng), float)
+        eps = rng.standard_t(nu, size=n)
     else:
         eps = rng.standard_normal(size=n)
     return mu + tau * eps
