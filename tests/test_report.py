@@ -128,6 +128,18 @@ def test_numbers_and_text_come_from_the_fit(ivig, written) -> None:
     assert s["data_sha256"] in md and s["versions"]["pymc"] in md
 
 
+def test_future_trial_section(ivig, written) -> None:
+    from trialsynth.assurance import design_trial
+
+    md = written.markdown.read_text()
+    section = md[md.index("## A future trial") : md.index("## Reproducibility")]
+    design = design_trial(ivig, list(rep.ASSURANCE_SIZES))  # same seed: same numbers
+    for p in design.points:
+        assert f"| {p.n_per_arm} | {p.assurance:.3f} \u00b1 {p.mcse:.3f} |" in section
+    assert "![Assurance of a future trial](figures/assurance.png)" in section
+    assert design.criterion.describe() in section
+
+
 def test_published_results_beside_ours(written) -> None:
     md = written.markdown.read_text()
     section = md[md.index("## Published results") : md.index("## Classical references")]
@@ -172,6 +184,7 @@ def test_exact_fit_report(tmp_path) -> None:
     tables = [ln for ln in md[md.index("## Results") :].splitlines() if ln.startswith("|")]
     assert tables and not any("\u00b1" in ln for ln in tables)
     assert "No question was stated" in md
+    assert "normal-likelihood fit carries no control-arm rate" in md
     assert "No published results are shipped for `crins2014`" in md
 
 

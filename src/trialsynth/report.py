@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from trialsynth.results import FitResult
 
 #: Version of the report's structure (sections, report.json keys); bump on any change.
-REPORT_FORMAT = 2
+REPORT_FORMAT = 3
 #: Section ids and headings, in order; every report has all of them.
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("question", "Question"),
@@ -51,6 +51,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("classical", "Classical references"),
     ("diagnostics", "Convergence diagnostics"),
     ("sensitivity", "Sensitivity analyses"),
+    ("future", "A future trial: assurance"),
     ("reproducibility", "Reproducibility"),
 )
 #: File of the analysis metadata (the spec's ``[analysis]`` table) in a FIT folder.
@@ -63,6 +64,9 @@ QUERIES = (
     "P(0.8 < OR < 1.25)",
     "P(OR_new > 1)",
 )
+#: Sizes per arm of the future trial in the assurance section (trialsynth.assurance defaults
+#: for everything else: two-sided test at 0.05, control rate from the posterior).
+ASSURANCE_SIZES = (25, 50, 100, 200, 400, 800)
 #: Thresholds of the multi-chain rank-uniformity test shown beside the checks.
 RANK_TEST_ALPHA = 0.01
 
@@ -220,10 +224,12 @@ def make_figures(
     *,
     analysis: dict[str, Any],
     sensitivity: list[dict[str, Any]] | None = None,
+    design: Any = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Draw and save every figure that applies to ``fit`` in ``folder/figures``.
 
-    With ``sensitivity`` rows, the sensitivity figure (``plots.sensitivity_plot``) too.
+    With ``sensitivity`` rows, the sensitivity figure (``plots.sensitivity_plot``) too; with
+    a ``design`` (:class:`~trialsynth.assurance.DesignResult`), the assurance curve.
 
     Returns
     -------
@@ -255,6 +261,20 @@ def make_figures(
                 "Pooled OR (95% CrI) and P(OR > 1) per scenario of the sensitivity analysis.",
                 "sensitivity",
                 lambda _fit, **_kw: sensitivity_plot(sensitivity),
+            )
+        )
+    if design is not None:
+        from trialsynth.plots import assurance_plot
+
+        specs.append(
+            FigureSpec(
+                "assurance",
+                "Assurance of a future trial",
+                "Probability that a future trial of N per arm meets the success criterion "
+                "(band: \u00b12 MCSE), the classical power at the pooled posterior median "
+                "(dashed) and the limit P(OR_new > 1) as N grows (dotted).",
+                "future",
+                lambda _fit, **_kw: assurance_plot(design),
             )
         )
     for spec in specs:
@@ -747,12 +767,60 @@ def _sensitivity(rows: list[dict[str, Any]] | None) -> dict[str, Any]:
     return {"present": True, "rows": out, "psense": psense}
 
 
+def future_trial(fit: FitResult) -> tuple[Any, str]:
+    """Assurance of a future trial at :data:`ASSURANCE_SIZES` (``trialsynth design`` defaults).
+
+    Returns the :class:`~trialsynth.assurance.DesignResult`, or None and the reason when the
+    fit cannot give one without more input (e.g. a normal-likelihood fit has no control-arm
+    rate: ``trialsynth design FIT --control-rate P`` supplies it).
+    """
+    from trialsynth.assurance import AssuranceError, design_trial
+
+    if fit.spec.likelihood != "binomial":
+        return None, (
+            "A normal-likelihood fit carries no control-arm rate; run "
+            "`trialsynth design FIT --n-per-arm N --control-rate P` for the assurance."
+        )
+    try:
+        return design_trial(fit, list(ASSURANCE_SIZES)), ""
+    except AssuranceError as err:  # a documented limitation, reported in the section
+        return None, f"No assurance: {err}"
+
+
+def _future(design: Any, note: str) -> dict[str, Any]:
+    if design is None:
+        return {"present": False, "note": note, "rows": []}
+    lo_hi = design.control_rate_interval
+    control = f"{design.control_rate:.3f} ({design.control_source}" + (
+        f", 95% interval {lo_hi[0]:.3f} to {lo_hi[1]:.3f})" if lo_hi else ")"
+    )
+    return {
+        "present": True,
+        "note": design.target_note[:1].upper() + design.target_note[1:],
+        "criterion": design.criterion.describe(),
+        "control": control,
+        "limit": _prob(design.assurance_limit, design.assurance_limit_mcse),
+        "sims": design.sims,
+        "seed": design.seed,
+        "rows": [
+            {
+                "n": p.n_per_arm,
+                "assurance": _prob(p.assurance, p.mcse),
+                "power": "" if p.classical_power is None else f"{p.classical_power:.3f}",
+            }
+            for p in design.points
+        ],
+    }
+
+
 def build_context(
     fit: FitResult,
     *,
     analysis: dict[str, Any],
     figures: list[dict[str, Any]],
     sensitivity: list[dict[str, Any]] | None = None,
+    design: Any = None,
+    design_note: str = "",
 ) -> dict[str, Any]:
     """Everything the report says, as one JSON-serialisable dict (``report.json``)."""
     from trialsynth import __version__
@@ -775,6 +843,7 @@ def build_context(
         "classical": _classical(summary),
         "diagnostics": _diagnostics(fit, summary),
         "sensitivity": _sensitivity(sensitivity),
+        "future": _future(design, design_note),
         "figures": figures,
         "reproducibility": {
             "seed": summary["seed"],
@@ -868,9 +937,21 @@ def write_report(
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     meta = analysis or analysis_meta(name=str(fit.provenance["data_name"]))
-    figures, t_fig = make_figures(fit, folder, analysis=meta, sensitivity=sensitivity)
     t0 = time.perf_counter()
-    context = build_context(fit, analysis=meta, figures=figures, sensitivity=sensitivity)
+    design, design_note = future_trial(fit)
+    t_design = time.perf_counter() - t0
+    figures, t_fig = make_figures(
+        fit, folder, analysis=meta, sensitivity=sensitivity, design=design
+    )
+    t0 = time.perf_counter()
+    context = build_context(
+        fit,
+        analysis=meta,
+        figures=figures,
+        sensitivity=sensitivity,
+        design=design,
+        design_note=design_note,
+    )
     context_text = json.dumps(context, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     # Render from the JSON round trip: what the committed report.json re-renders to.
     context = json.loads(context_text)
@@ -890,7 +971,11 @@ def write_report(
         markdown=paths["markdown"],
         context=paths["context"],
         figures=[folder / f[kind] for f in figures for kind in ("png", "svg")],
-        timings={"figures_s": t_fig, "report_s": time.perf_counter() - t0},
+        timings={
+            "assurance_s": t_design,
+            "figures_s": t_fig,
+            "report_s": time.perf_counter() - t0,
+        },
     )
 
 
