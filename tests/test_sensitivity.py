@@ -382,6 +382,34 @@ def test_binomial_scenarios_reuse_the_compiled_model_exactly(crins) -> None:
     assert forward[0]["priors"]["baseline"] == "normal(0, 5)"
 
 
+@pytest.mark.parametrize("model", ["binomial-normal", "normal-normal"])
+def test_log_prior_and_likelihood_for_psense_match_scipy(crins, model) -> None:
+    """The numpy log likelihood and log prior given to psense, against scipy per draw."""
+    from trialsynth.fit import fit
+
+    (s,) = sens.plan(replace(crins_spec({"engine": "mcmc"}), model=model), crins)
+    res = fit(s.data, spec=s.spec, priors=s.priors, settings=SMALL, reusable=True)
+    log_prior, loglik = sens._log_prior_and_likelihood(res)
+    theta = res.draws("theta")[0, :50]
+    ll = loglik["y"][1][0, :50]
+    if model == "binomial-normal":
+        alpha = res.draws("alpha")[0, :50]
+        p_c, p_t = 1 / (1 + np.exp(-alpha)), 1 / (1 + np.exp(-(alpha + theta)))
+        ref = stats.binom.logpmf(crins.events_c, crins.n_c, p_c) + stats.binom.logpmf(
+            crins.events_t, crins.n_t, p_t
+        )
+        base = stats.norm(0, 5).logpdf(alpha).sum(axis=-1)
+        np.testing.assert_allclose(log_prior["baseline"][1][0, :50], base, rtol=1e-10)
+    else:
+        lor = crins.contrasts(correction=0.5)
+        ref = stats.norm.logpdf(lor.y, theta, lor.se)
+    # float rounding only (two formulas of the same log density)
+    np.testing.assert_allclose(ll, ref, rtol=1e-9, atol=1e-9)
+    mu, tau = res.draws("mu")[0, :50], res.draws("tau")[0, :50]
+    np.testing.assert_allclose(log_prior["mu"][1][0, :50], stats.norm(0, 4).logpdf(mu))
+    np.testing.assert_allclose(log_prior["tau"][1][0, :50], stats.halfnorm(0, 0.5).logpdf(tau))
+
+
 @pytest.mark.slow
 def test_two_worker_processes_give_the_same_table(mcmc_plan, uninterrupted, tmp_path) -> None:
     result = sens.run(mcmc_plan, tmp_path, workers=2)

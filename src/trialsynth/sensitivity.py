@@ -485,21 +485,25 @@ def _log_prior_and_likelihood(result: FitResult) -> tuple[dict[str, Any], dict[s
 
     post = result.tree["posterior"]
     spec, priors = result.spec, result.priors
-    mu = np.asarray(post["mu"].values)
     theta = np.asarray(post["theta"].values)
-    log_prior: dict[str, Any] = {
-        "mu": (("chain", "draw"), np.asarray(priors.mu.dist().logpdf(mu), dtype=float))
-    }
+
+    def total(logpdf: Any, name: str) -> tuple[tuple[str, str], np.ndarray]:
+        """Log prior of a variable, summed over its non-sample dimensions."""
+        values = np.asarray(logpdf(np.asarray(post[name].values)), dtype=float)
+        return ("chain", "draw"), values.reshape(*values.shape[:2], -1).sum(axis=-1)
+
+    # subgroup fits: the priors are on each subgroup's mean (and SD when separate)
+    mu_name = "mu_subgroup" if "mu_subgroup" in post else "mu"
+    log_prior: dict[str, Any] = {"mu": total(priors.mu.dist().logpdf, mu_name)}
     if spec.random_effects is not None:
-        tau = np.asarray(post["tau"].values)
-        log_prior["tau"] = (("chain", "draw"), priors.tau.tau_dist().logpdf(tau))
+        tau_name = "tau_subgroup" if spec.separate_tau else "tau"
+        log_prior["tau"] = total(priors.tau.tau_dist().logpdf, tau_name)
+    if "beta" in post:
+        log_prior["beta"] = total(priors.beta.dist().logpdf, "beta")
     obs = result.tree["observed_data"]
     if spec.likelihood == "binomial":
         alpha = np.asarray(post["alpha"].values)
-        log_prior["baseline"] = (
-            ("chain", "draw"),
-            np.asarray(priors.baseline.dist().logpdf(alpha), dtype=float).sum(axis=-1),
-        )
+        log_prior["baseline"] = total(priors.baseline.dist().logpdf, "alpha")
         e_t, n_t = np.asarray(obs["events_t"].values), np.asarray(obs["n_t"].values)
         e_c, n_c = np.asarray(obs["events_c"].values), np.asarray(obs["n_c"].values)
 
