@@ -308,7 +308,9 @@ def _write_outputs(
         treatment=treatment,
         control=control,
     )
-    fig.savefig(folder / "forest.png", dpi=300)
+    from trialsynth.safety import commit_files  # never a half-written figure
+
+    commit_files(folder, {"forest.png": lambda path: fig.savefig(path, dpi=300, format="png")})
     import matplotlib.pyplot as plt
 
     plt.close(fig)

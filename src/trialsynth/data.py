@@ -723,7 +723,8 @@ def _read_table(raw: bytes, label: str) -> tuple[list[str], list[_Record]]:
             records.append(_Record(len(records) + 1, start, cells))
     except csv.Error as exc:
         raise _error(label, f"line {reader.line_num}: malformed CSV ({exc})") from None
-    assert header is not None
+    if header is None:  # only empty fields, e.g. a line of commas
+        raise _error(label, "the file has no header row (every line is empty or only commas)")
     if not records:
         raise _error(label, "the file has a header row but no data rows")
 

@@ -30,7 +30,6 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -320,9 +319,7 @@ def _trials_from_table(provenance: Mapping[str, Any]) -> TrialData:
 
     from trialsynth.data import TrialData
 
-    frame = pd.read_json(
-        StringIO(provenance["data_table"]), orient="records", convert_dates=False
-    )
+    frame = pd.DataFrame(json.loads(provenance["data_table"]))  # no type guessing
     kind = "arm" if "events_t" in frame.columns else "contrast"
     cols = ("events_t", "n_t", "events_c", "n_c") if kind == "arm" else ("log_or", "se")
     covariates = frame.drop(columns=["study", *cols]).reset_index(drop=True)
