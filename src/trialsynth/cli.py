@@ -308,9 +308,7 @@ def _write_outputs(
         treatment=treatment,
         control=control,
     )
-    from trialsynth.safety import commit_files  # never a half-written figure
-
-    commit_files(folder, {"forest.png": lambda path: fig.savefig(path, dpi=300, format="png")})
+    fig.savefig(folder / "forest.png", dpi=300)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -1025,12 +1023,11 @@ def compare(
             padding=(0, 1, 0, 0),
             pad_edge=False,
         )
-        for col in ("model", "elpd_loo", "se", "p_loo", "diff", "dse", "weight", "refit"):
+        for col in ("model", "elpd_loo", "se", "p_loo", "diff", "dse", "weight", "refit", "k>0.7"):
             table.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
-        table.add_column("PSIS k>0.7", justify="right")
         for r in rows:
             table.add_row(
-                r["model"] if r["status"] == "ok" else f"[red]{r['model']} (FAILED)[/red]",
+                r["model"] if r["status"] == "ok" else f"[red]{r['model']}*[/red]",
                 f"{r['elpd_loo']:.2f}",
                 f"{r['se']:.2f}",
                 f"{r['p_loo']:.2f}",
@@ -1043,8 +1040,10 @@ def compare(
         out.print(table)
         out.print(
             "diff: ELPD difference from the best model, dse its SE; refit: trials whose ELPD "
-            "comes from an exact refit without them; PSIS k>0.7: trials where importance "
+            "comes from an exact refit without them; k>0.7: trials where PSIS importance "
             "sampling alone would be unreliable"
+            + ("; [red]* FAILED convergence checks (fit or refit)[/red]" if any(
+                r["status"] != "ok" for r in rows) else "")
         )
         roles = ["mu", "tau", "baseline"] if trials.kind == "arm" else ["mu", "tau"]
         if any(s.covariates for s in specs.values()):
