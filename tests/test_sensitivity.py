@@ -516,6 +516,20 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, extra, args, message) -> 
     assert "Traceback" not in err
 
 
+def test_cli_strict_exits_3_when_a_scenario_failed(tmp_path) -> None:
+    path = write_spec(tmp_path, 'engine = "mcmc"')
+    text = path.read_text().replace("draws = 1000", "draws = 30").replace("tune = 500", "tune = 30")
+    # one compiled structure (half-normal tau), shared with the other MCMC tests
+    path.write_text(text.replace('"uniform-shrinkage"', '"half-normal(2)"'))
+    code, out, err = call(["sensitivity", str(path), "--strict"])
+    # 4 x 30 draws cannot reach ESS 400: every scenario fails its convergence checks
+    assert code == 3
+    assert out.count("FAILED") >= 3
+    assert err.count("warning: scenario") == 3 and "ESS" in err
+    code, _, _ = call(["sensitivity", str(path)])
+    assert code == 0  # reported, not an error, without --strict
+
+
 def test_cli_spec_without_section(tmp_path) -> None:
     text = write_spec(tmp_path).read_text().split("[sensitivity]")[0]
     path = tmp_path / "plain.toml"
