@@ -171,8 +171,8 @@ def test_unknown_model_name_is_an_error_when_used(tmp_path) -> None:
         ),
         (
             MINIMAL + '[model]\nrandom_effect = "student-t"\n',
-            " [model]: unknown key 'random_effect'; valid: model, likelihood, random_effects,"
-            " nu, subgroup, subgroup_tau, covariates",
+            " [model]: unknown key 'random_effect'; valid: model, engine, likelihood,"
+            " random_effects, nu, subgroup, subgroup_tau, covariates",
         ),
         (
             MINIMAL + "[sampler]\niterations = 100\n",
