@@ -411,6 +411,18 @@ def test_log_prior_and_likelihood_for_psense_match_scipy(crins, model) -> None:
 
 
 @pytest.mark.slow
+def test_dask_worker_processes_give_the_local_table(mcmc_plan, uninterrupted, tmp_path) -> None:
+    """Two Dask worker processes (scenarios pickled, compiled in each worker)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        result = sens.run(mcmc_plan, tmp_path, scheduler=cluster.scheduler_address)
+    assert sens.comparable(result.rows) == sens.comparable(uninterrupted.rows)
+
+
+@pytest.mark.slow
 def test_two_worker_processes_give_the_same_table(mcmc_plan, uninterrupted, tmp_path) -> None:
     result = sens.run(mcmc_plan, tmp_path, workers=2)
     assert sens.comparable(result.rows) == sens.comparable(uninterrupted.rows)
