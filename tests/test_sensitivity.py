@@ -350,38 +350,6 @@ def test_dask_local_cluster_gives_the_local_table(mcmc_plan, uninterrupted, tmp_
     assert sens.comparable(result.rows) == sens.comparable(uninterrupted.rows)
 
 
-def test_numbers_do_not_depend_on_which_scenario_compiled(mcmc_plan, uninterrupted) -> None:
-    """A worker compiling on another scenario of the structure gives identical numbers."""
-    from trialsynth.fit import clear_cache
-
-    clear_cache()
-    last_first = [sens.fit_scenario(s.task()) for s in reversed(mcmc_plan)][::-1]
-    for record, row in zip(last_first, uninterrupted.rows, strict=True):
-        assert record["mu"] == row["mu"] and record["tau"] == row["tau"]
-        assert record["or_new"] == row["or_new"]
-
-
-def test_binomial_scenarios_reuse_the_compiled_model_exactly(crins) -> None:
-    """Binomial-normal (integer pm.Data, baseline prior, psense with alpha) in any order."""
-    from trialsynth.fit import clear_cache
-
-    spec = replace(
-        crins_spec({"tau": ["half-normal(0.5)", "half-normal(1)"], "engine": "mcmc"}),
-        model="binomial-normal",
-    )
-    plan = sens.plan(spec, crins)
-    assert [s.spec.likelihood for s in plan] == ["binomial", "binomial"]
-    clear_cache()
-    forward = [sens.fit_scenario(s.task()) for s in plan]
-    clear_cache()
-    backward = [sens.fit_scenario(s.task()) for s in reversed(plan)][::-1]
-    for a, b in zip(forward, backward, strict=True):
-        assert a["failure"] != "error" and b["failure"] != "error", (a["error"], b["error"])
-        assert a["mu"] == b["mu"] and a["tau"] == b["tau"] and a["or_new"] == b["or_new"]
-    assert forward[0]["psense"] and {p["variable"] for p in forward[0]["psense"]} == {"mu", "tau"}
-    assert forward[0]["priors"]["baseline"] == "normal(0, 5)"
-
-
 @pytest.mark.parametrize("model", ["binomial-normal", "normal-normal"])
 def test_log_prior_and_likelihood_for_psense_match_scipy(crins, model) -> None:
     """The numpy log likelihood and log prior given to psense, against scipy per draw."""
@@ -564,3 +532,38 @@ def test_sensitivity_plot_structure(uninterrupted) -> None:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------- last: these clear
+# the compile cache (so they run after the tests that reuse compiled models)
+
+
+def test_numbers_do_not_depend_on_which_scenario_compiled(mcmc_plan, uninterrupted) -> None:
+    """A worker compiling on another scenario of the structure gives identical numbers."""
+    from trialsynth.fit import clear_cache
+
+    clear_cache()
+    last_first = [sens.fit_scenario(s.task()) for s in reversed(mcmc_plan)][::-1]
+    for record, row in zip(last_first, uninterrupted.rows, strict=True):
+        assert record["mu"] == row["mu"] and record["tau"] == row["tau"]
+        assert record["or_new"] == row["or_new"]
+
+
+def test_binomial_scenarios_reuse_the_compiled_model_exactly(crins) -> None:
+    """Binomial-normal (integer pm.Data, baseline prior, psense with alpha) in any order."""
+    from trialsynth.fit import clear_cache
+
+    spec = replace(
+        crins_spec({"tau": ["half-normal(0.5)", "half-normal(1)"], "engine": "mcmc"}),
+        model="binomial-normal",
+    )
+    plan = sens.plan(spec, crins)
+    assert [s.spec.likelihood for s in plan] == ["binomial", "binomial"]
+    forward = [sens.fit_scenario(s.task()) for s in plan]
+    clear_cache()
+    backward = [sens.fit_scenario(s.task()) for s in reversed(plan)][::-1]
+    for a, b in zip(forward, backward, strict=True):
+        assert a["failure"] != "error" and b["failure"] != "error", (a["error"], b["error"])
+        assert a["mu"] == b["mu"] and a["tau"] == b["tau"] and a["or_new"] == b["or_new"]
+    assert forward[0]["psense"] and {p["variable"] for p in forward[0]["psense"]} == {"mu", "tau"}
+    assert forward[0]["priors"]["baseline"] == "normal(0, 5)"
