@@ -280,8 +280,10 @@ def test_run_writes_then_reuses_then_refits(tmp_path, fitted) -> None:
     assert (out / "posterior.nc").stat().st_ino != inode  # sampled and saved again
     assert third.json == s  # same seed, same numbers
 
-    # another seed is another fit: never reused
-    fourth = call(["run", str(spec), "--json", "--seed", "5"])
+    # another seed is another fit: never reused, and not written over this one without --force
+    refused = call(["run", str(spec), "--json", "--seed", "5"])
+    assert refused.code == 2 and "differs in seed" in refused.err
+    fourth = call(["run", str(spec), "--json", "--seed", "5", "--force"])
     assert fourth.code == 0, fourth.err
     assert "reusing" not in fourth.err
     assert fourth.json["seed"] == 5
@@ -325,7 +327,8 @@ def _one_trial_csv(tmp_path: Path) -> Path:
         ),
         (
             ["fit", "ivig_rm", "--tau-prior", "foo(1)"],
-            "unknown prior 'foo' in 'foo(1)'; valid: half-normal(sigma), half-cauchy(beta), "
+            "--tau-prior: unknown prior 'foo' in 'foo(1)'; valid: half-normal(sigma), "
+            "half-cauchy(beta), "
             "half-t(nu, sigma), uniform(lower, upper), log-normal(mu, sigma), exponential(lam), "
             "gamma(alpha, beta), uniform-shrinkage, dumouchel, turner(OUTCOME, COMPARISON), "
             "prefixes tau2: and precision: (e.g. tau2:uniform(0, 50), "
@@ -333,7 +336,7 @@ def _one_trial_csv(tmp_path: Path) -> Path:
         ),
         (
             ["fit", "ivig_rm", "--mu-prior", "half-normal(1)"],
-            "'half-normal(1)' is not a valid mu prior; valid: normal(mu, sigma), "
+            "--mu-prior: 'half-normal(1)' is not a valid mu prior; valid: normal(mu, sigma), "
             "logistic(mu, s), student-t(nu, mu, sigma), uniform(lower, upper), flat()",
         ),
         (
@@ -347,7 +350,7 @@ def _one_trial_csv(tmp_path: Path) -> Path:
         (["fit", "ivig_rm", "--draws", "0"], "draws must be a positive integer, got 0"),
         (["fit", "ivig_rm", "--draws", "many"], None),
         (["fit", "ivig_rm", "--no-such-option"], None),
-        (["fit"], "Missing argument 'DATA'. (see 'trialsynth fit --help')"),
+        (["fit"], "give DATA (a CSV path or a shipped dataset name) or --from FIT"),
         (["run", "missing_spec.toml"], "missing_spec.toml: spec file not found"),
     ],
 )
