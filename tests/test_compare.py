@@ -215,6 +215,10 @@ def test_cli_compare_json(large_tau, tmp_path):
         (["bcg", "--models", "normal,robust"], "unknown model 'robust' in --models; valid:"),
         (["bcg", "--models", "normal"], "compare needs at least two models"),
         (["bcg", "--models", "normal,covariate:lat"], "covariate 'lat' is not in the data"),
+        (
+            ["ivig_rm", "--models", "normal,covariate:population"],
+            "'population' is not numeric; numeric covariates of ivig_rm: year",
+        ),
         (["bcg", "--models", "normal,normal"], "--models lists 'normal' twice"),
         (["nosuchdata"], "nosuchdata"),
     ],

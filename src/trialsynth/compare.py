@@ -86,14 +86,31 @@ def parse_models(text: str, data: TrialData, *, nu: float = 4.0) -> dict[str, Mo
         elif name.startswith("covariate:") and name.removeprefix("covariate:").strip():
             cols = tuple(c.strip() for c in name.removeprefix("covariate:").split("+"))
             spec = ModelSpec.from_options(model, data_kind=data.kind, covariates=cols)
-            from trialsynth.models import design
+            from trialsynth.models import ModelError, design
 
-            design(spec, data)  # unknown or non-numeric covariate: error now, not after fits
+            try:  # unknown or non-numeric covariate: error now, not after the fits
+                design(spec, data)
+            except ModelError as err:
+                numeric = ", ".join(numeric_covariates(data)) or "(none)"
+                raise CompareError(f"{err}; numeric covariates of {data.name}: {numeric}") from None
         else:
             raise CompareError(
                 f"unknown model {name!r} in --models; valid: {', '.join(MODEL_CHOICES)}"
             )
         out[name] = spec
+    return out
+
+
+def numeric_covariates(data: TrialData) -> list[str]:
+    """Covariate columns usable in a meta-regression: numeric, complete, not constant."""
+    out = []
+    for name in data.covariates.columns:
+        try:
+            col = data.covariates[name].to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            continue
+        if np.isfinite(col).all() and np.ptp(col) > 0:
+            out.append(str(name))
     return out
 
 
