@@ -241,3 +241,61 @@ def test_spec_engine_key(tmp_path) -> None:
         load_spec(p)
     p.write_text('[data]\nsource = "crins2014"\n[model]\nengine = "mcmc"\n')
     assert load_spec(p).engine == "mcmc"
+
+
+# ---------------------------------------------------------------- subgroups, exactly
+
+SUB = ModelSpec(likelihood="normal", subgroup="population", subgroup_tau="separate")
+
+
+@pytest.fixture(scope="module")
+def ivig_sub_exact() -> FitResult:
+    return fit(load("ivig_rm"), spec=SUB, settings=SamplerSettings(seed=6), engine="exact")
+
+
+def test_exact_subgroup_fit_is_one_exact_model_per_subgroup(ivig_sub_exact) -> None:
+    data = load("ivig_rm")
+    s = ivig_sub_exact.summary()
+    assert s["engine"] == "exact"
+    assert set(s["subgroups"]) == {"mixed", "primary", "secondary"}
+    secondary = data.filter("population", ["secondary"])
+    alone = fit(secondary, spec=NN, engine="exact").summary()  # same priors, that subset only
+    for key in ("mu", "tau"):
+        assert s["subgroups"]["secondary"][key] == alone[key]
+    assert s["subgroups"]["secondary"]["p_mu_gt_0"] == alone["p_mu_gt_0"]
+    assert s["subgroups"]["secondary"]["mcse"] == {}
+    a = ivig_sub_exact.ask("P(OR_new[secondary] > 1)")
+    assert a.mcse is None and a.probability == pytest.approx(alone["p_theta_new_gt_0"])
+    # contrasts between subgroups come from the iid draws, with an MCSE
+    c = ivig_sub_exact.ask("P(OR[secondary] > OR[primary])")
+    mu_g = ivig_sub_exact.draws("mu_subgroup")
+    levels = ivig_sub_exact.subgroups
+    direct = np.mean(mu_g[..., levels.index("secondary")] > mu_g[..., levels.index("primary")])
+    assert c.probability == pytest.approx(float(direct)) and c.mcse > 0
+
+
+def test_exact_subgroup_fit_agrees_with_mcmc(ivig_sub_exact) -> None:
+    mcmc = fit(load("ivig_rm"), spec=SUB, settings=SamplerSettings(seed=6), engine="mcmc")
+    assert mcmc.ok
+    ex, mc = ivig_sub_exact.summary()["subgroups"], mcmc.summary()["subgroups"]
+    for level in ex:
+        # 4 MCSE (ArviZ MCSE of the MCMC probability)
+        p_ex, p_mc = ex[level]["p_mu_gt_0"], mc[level]["p_mu_gt_0"]
+        assert abs(p_ex - p_mc) <= 4 * mc[level]["mcse"]["p_mu_gt_0"], (level, p_ex, p_mc)
+
+
+def test_exact_subgroups_need_separate_tau() -> None:
+    shared = ModelSpec(likelihood="normal", subgroup="population")
+    with pytest.raises(ModelError, match=r"only with one tau per subgroup"):
+        choose_engine("exact", shared, PriorSet())
+    assert choose_engine("auto", shared, PriorSet()) == "mcmc"
+    assert choose_engine("auto", SUB, PriorSet()) == "exact"
+
+
+def test_cli_exact_subgroup_fit(capsys) -> None:
+    code = main(["fit", "ivig_rm", "--model", "normal-normal", "--subgroup", "population",
+                 "--subgroup-tau", "separate", "--json"])  # fmt: skip
+    assert code == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["engine"] == "exact"
+    assert s["subgroups"]["secondary"]["k"] == 2

@@ -344,16 +344,22 @@ ENGINES = ("mcmc", "exact", "auto")
 def exact_unavailable(spec: ModelSpec, priors: PriorSet) -> str | None:
     """Why the exact engine cannot fit this model, or None when it can.
 
-    The exact engine covers the normal-normal random-effects model without subgroups
-    or covariates, with a normal or flat prior on mu and any heterogeneity prior.
+    The exact engine covers the normal-normal random-effects model with a normal or flat
+    prior on mu and any heterogeneity prior, without covariates; subgroups when each has
+    its own tau (the subgroups are then independent normal-normal models).
     """
     if spec.likelihood != "normal":
         return "the exact engine needs the normal likelihood (--model normal-normal)"
     if spec.random_effects != "normal":
         kind = "common-effect" if spec.random_effects is None else "student-t random effects"
         return f"the exact engine needs normal random effects, not {kind}"
-    if spec.subgroup or spec.covariates:
-        return "the exact engine does not fit subgroups or covariates"
+    if spec.covariates:
+        return "the exact engine does not fit covariates (meta-regression)"
+    if spec.subgroup and not spec.separate_tau:
+        return (
+            "the exact engine fits subgroups only with one tau per subgroup "
+            "(--subgroup-tau separate); a shared tau couples them"
+        )
     if priors.mu.family not in ("normal", "flat"):
         return f"the exact engine needs a normal or flat mu prior, not {priors.mu.family}"
     return None
@@ -397,8 +403,10 @@ def _fit_exact(
     say("exact")
     t0 = time.perf_counter()
     lor = data.contrasts(correction=spec.correction)
-    post = exact_for(lor.y, lor.se, priors, data.study)
     shape = (settings.chains, settings.draws)
+    if spec.subgroup:
+        return _fit_exact_subgroups(data, spec, priors, settings, lor, t0)
+    post = exact_for(lor.y, lor.se, priors, data.study)
     d = post.sample(settings.chains * settings.draws, rng=np.random.default_rng([settings.seed, 2]))
     posterior = xr.Dataset(
         {
@@ -423,6 +431,82 @@ def _fit_exact(
         timings=timings,
     )
     result.__dict__["exact"] = post  # the cached property, already computed
+    return result
+
+
+def exact_subgroup_posteriors(
+    y: np.ndarray,
+    se: np.ndarray,
+    priors: PriorSet,
+    studies: list[str],
+    group: np.ndarray,
+    levels: tuple[str, ...],
+) -> dict[str, Any]:
+    """One exact posterior per subgroup (separate mu and tau: independent models)."""
+    names = np.asarray(studies, dtype=object)
+    return {
+        level: exact_for(y[group == j], se[group == j], priors, list(names[group == j]))
+        for j, level in enumerate(levels)
+    }
+
+
+def _fit_exact_subgroups(
+    data: TrialData,
+    spec: ModelSpec,
+    priors: PriorSet,
+    settings: SamplerSettings,
+    lor: Any,
+    t0: float,
+) -> FitResult:
+    """Exact subgroup fit: the same derived quantities as :func:`derive`, from iid draws."""
+    import xarray as xr
+
+    from trialsynth.models import design
+    from trialsynth.results import FitResult
+
+    des = design(spec, data)
+    assert des.group is not None
+    posts = exact_subgroup_posteriors(
+        np.asarray(lor.y), np.asarray(lor.se), priors, list(data.study), des.group, des.levels
+    )
+    shape = (settings.chains, settings.draws)
+    n = shape[0] * shape[1]
+    mu_g = np.empty((n, len(des.levels)))
+    tau_g, new_g = np.empty_like(mu_g), np.empty_like(mu_g)
+    theta = np.empty((n, data.k))
+    for j, post in enumerate(posts.values()):
+        d = post.sample(n, rng=np.random.default_rng([settings.seed, 2, j]))
+        mu_g[:, j], tau_g[:, j], new_g[:, j] = d["mu"], d["tau"], d["theta_new"]
+        theta[:, des.group == j] = d["theta"]
+    # pooled summaries as in fit.derive: mean of subgroup means, rms tau, a random subgroup
+    pick = np.random.default_rng([settings.seed, 3]).integers(len(des.levels), size=n)
+    dims = ("chain", "draw", "subgroup")
+    posterior = xr.Dataset(
+        {
+            "mu": (("chain", "draw"), mu_g.mean(axis=1).reshape(shape)),
+            "tau": (("chain", "draw"), np.sqrt((tau_g**2).mean(axis=1)).reshape(shape)),
+            "theta_new": (("chain", "draw"), new_g[np.arange(n), pick].reshape(shape)),
+            "theta": (("chain", "draw", "study"), theta.reshape(*shape, data.k)),
+            "mu_subgroup": (dims, mu_g.reshape(*shape, -1)),
+            "tau_subgroup": (dims, tau_g.reshape(*shape, -1)),
+            "theta_new_subgroup": (dims, new_g.reshape(*shape, -1)),
+        },
+        coords={
+            "chain": np.arange(shape[0]),
+            "draw": np.arange(shape[1]),
+            "study": list(data.study),
+            "subgroup": list(des.levels),
+        },
+    )
+    result = FitResult.from_exact(
+        xr.DataTree.from_dict({"posterior": posterior}),
+        data=data,
+        spec=spec,
+        priors=priors,
+        settings=settings,
+        timings={"exact_s": time.perf_counter() - t0},
+    )
+    result.__dict__["exact_subgroups"] = posts  # the cached property, already computed
     return result
 
 

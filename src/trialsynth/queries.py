@@ -223,11 +223,20 @@ def _exact_marginal(fit: FitResult, t: Target) -> Any:
     return None
 
 
+def _exact_subgroup_marginal(fit: FitResult, t: Target) -> Any:
+    """The exact marginal of a subgroup target of an exact subgroup fit, or None."""
+    posts = fit.exact_subgroups
+    if posts is None or t.label not in posts:
+        return None
+    post = posts[t.label]
+    return {"OR": post.mu, "OR_new": post.theta_new, "tau": post.tau}.get(t.name)
+
+
 def _exact_answer(fit: FitResult, q: Query, is_or: bool) -> Answer | None:
     """P(lower < X < upper) from an exact marginal's cdf (comparisons use the draws)."""
     if q.other is not None:
         return None
-    marginal = _exact_marginal(fit, q.target)
+    marginal = _exact_marginal(fit, q.target) or _exact_subgroup_marginal(fit, q.target)
     if marginal is None:
         return None
 

@@ -254,13 +254,34 @@ class FitResult:
 
         Recomputed from the stored contrasts and priors when a fit is loaded (a few ms).
         """
-        if self.engine != "exact":
+        if self.engine != "exact" or self.provenance["model"].get("subgroup"):
             return None
         from trialsynth.fit import exact_for
 
         obs = self.tree["observed_data"]
         return exact_for(
             np.asarray(obs["y"].values), np.asarray(obs["se"].values), self.priors, self.studies
+        )
+
+    @cached_property
+    def exact_subgroups(self) -> dict[str, Any] | None:
+        """Per-subgroup exact posteriors of an exact subgroup fit (else None)."""
+        column = self.provenance["model"].get("subgroup")
+        if self.engine != "exact" or not column:
+            return None
+        from trialsynth.fit import exact_subgroup_posteriors
+
+        levels = tuple(self.subgroups)
+        labels = self.data_frame.set_index("study").loc[self.studies, column].astype(str)
+        group = np.array([levels.index(v) for v in labels], dtype=np.int64)
+        obs = self.tree["observed_data"]
+        return exact_subgroup_posteriors(
+            np.asarray(obs["y"].values),
+            np.asarray(obs["se"].values),
+            self.priors,
+            self.studies,
+            group,
+            levels,
         )
 
     # ------------------------------------------------------------------ access
@@ -424,6 +445,12 @@ class FitResult:
                 }
                 for j, level in enumerate(levels)
             }
+            for level, level_post in (self.exact_subgroups or {}).items():
+                ex = _exact_summary(level_post, [])
+                out["subgroups"][level] |= {
+                    key: ex[key]
+                    for key in ("mu", "tau", "or", "or_new", "p_mu_gt_0", "p_theta_new_gt_0")
+                } | {"mcse": {}}
             out["subgroup_contrasts"] = [
                 {
                     "contrast": f"{a} vs {b}",
@@ -550,7 +577,9 @@ class FitResult:
                 f"{nc}: written in result format {provenance.get('format')}, "
                 f"this trialsynth reads format {FORMAT_VERSION}; refit with 'trialsynth fit'"
             )
-        if fit_key(provenance) != provenance.get("fit_key"):
+        # the reported seed is outside the hash: it must be the hashed settings' seed
+        seed_ok = provenance.get("seed") == (provenance.get("settings") or {}).get("seed")
+        if fit_key(provenance) != provenance.get("fit_key") or not seed_ok:
             raise ResultError(
                 f"{nc}: provenance hash does not match its contents (edited or corrupted)"
             )
