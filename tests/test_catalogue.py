@@ -275,6 +275,9 @@ def damage(kind: str, good: Path, other: Path, target: Path) -> Path:
         case "edit":
             # the seed that made the draws, changed without updating the hash
             _rewrite_provenance(target, {"settings.seed": 999}, rehash=False)
+        case "edit_seed":
+            # the reported seed (not itself hashed) changed alone
+            _rewrite_provenance(target, {"seed": 999}, rehash=False)
         case "truncate":
             raw = nc.read_bytes()
             nc.write_bytes(raw[: len(raw) // 2])
