@@ -140,6 +140,24 @@ def test_keys_follow_data_model_priors_and_seed(crins) -> None:
     assert len({s.key for s in a}) == 2
 
 
+def test_engine_follows_the_section_then_the_spec(crins) -> None:
+    table = {"model": ["normal-normal", "binomial-normal"]}
+    auto = sens.plan(crins_spec(table), crins)
+    assert [s.engine for s in auto] == ["exact", "mcmc"]
+    spec_mcmc = sens.plan(crins_spec(table, engine="mcmc"), crins)
+    assert [s.engine for s in spec_mcmc] == ["mcmc", "mcmc"]
+    # a spec asking for "exact" (its normal-normal main fit) still fits binomial scenarios
+    assert [s.engine for s in sens.plan(crins_spec(table, engine="exact"), crins)] == [
+        "exact",
+        "mcmc",
+    ]
+    section = sens.plan(crins_spec({**table, "engine": "auto"}, engine="mcmc"), crins)
+    assert [s.engine for s in section] == ["exact", "mcmc"]
+    with pytest.raises(sens.SensitivityError, match="exact engine needs the normal likelihood"):
+        sens.plan(crins_spec({**table, "engine": "exact"}), crins)
+    assert len({s.key for s in auto} | {s.key for s in spec_mcmc}) == 3  # engine in the key
+
+
 def test_data_choices_on_ivig() -> None:
     spec = load_spec(Path(__file__).resolve().parents[1] / "models" / "ivig_rm.toml")
     data = sens.spec_data(spec)

@@ -95,7 +95,7 @@ class SensitivityConfig:
 
     blocks: tuple[Block, ...]
     nu: float | None = None
-    engine: str = "auto"
+    engine: str | None = None  # None: follow the spec's [model] engine (see plan)
     workers: int = 1
 
 
@@ -208,8 +208,8 @@ def parse_section(table: dict[str, Any], *, where: str = "[sensitivity]") -> Sen
         raise SensitivityError(f"{where} workers: expected a positive integer, got {workers!r}")
     from trialsynth.fit import ENGINES
 
-    engine = table.get("engine", "auto")
-    if engine not in ENGINES:
+    engine = table.get("engine")
+    if engine is not None and engine not in ENGINES:
         raise SensitivityError(f"{where} engine: {engine!r}; valid: {', '.join(ENGINES)}")
     return SensitivityConfig(
         blocks=tuple(blocks),
@@ -355,6 +355,9 @@ def plan(
     """
     config = config or parse_section(spec.sensitivity)
     sampler = sampler or spec.sampler
+    # engine: the section's, else the spec's "mcmc" if it asks for MCMC, else "auto"
+    # (exact where it applies; a spec's "exact" cannot hold for binomial scenarios)
+    engine = config.engine or ("mcmc" if spec.engine == "mcmc" else "auto")
     nu = config.nu if config.nu is not None else spec.nu
     defaults = {
         "tau": str(spec.priors.tau),
@@ -373,7 +376,7 @@ def plan(
         if combo["data"] not in data_cache:
             data_cache[combo["data"]] = _select_data(combo["data"], base, spec.path)
         for data_label, data in data_cache[combo["data"]]:
-            s = _scenario(spec, combo, data_label, data, nu, sampler, config.engine)
+            s = _scenario(spec, combo, data_label, data, nu, sampler, engine)
             if position == 0:
                 main = s
             elif s.key not in seen:
