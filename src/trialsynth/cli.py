@@ -1171,7 +1171,7 @@ def _run_sensitivity(
 def sensitivity(
     spec_path: Annotated[
         Path,
-        typer.Argument(metavar="SPEC.toml", help="Analysis spec with a [sensitivity] section."),
+        typer.Argument(metavar="SPEC.toml", help="Analysis spec with a sensitivity section."),
     ],
     workers: Annotated[
         int | None,
@@ -1191,7 +1191,7 @@ def sensitivity(
     ] = False,
     strict: Annotated[bool, typer.Option(help="Exit 3 when any scenario failed.")] = False,
 ) -> None:
-    """Refit the analysis over the scenarios of its [sensitivity] section (resumable)."""
+    """Refit the analysis over the scenarios of its spec's sensitivity section (resumable)."""
     from dataclasses import replace
 
     from trialsynth import sensitivity as sens
