@@ -228,10 +228,13 @@ def main() -> None:
     parser.add_argument("--coverage", type=int, default=200, help="replications per scenario")
     parser.add_argument("--divergence-seeds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "calibration")
+    parser.add_argument("--sbc-only", action="store_true", help="only the SBC part, no files")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"sbc": sbc(args.sbc)}
     print(json.dumps({k: v for k, v in result["sbc"].items() if k != "rows"}), flush=True)
+    if args.sbc_only:
+        return
     result["coverage"] = [coverage(args.coverage, mu, tau) for mu, tau in SCENARIOS]
     print(json.dumps(result["coverage"]), flush=True)
     result["divergences"] = divergence_rates(args.divergence_seeds)
