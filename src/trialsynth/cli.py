@@ -308,7 +308,9 @@ def _write_outputs(
         treatment=treatment,
         control=control,
     )
-    fig.savefig(folder / "forest.png", dpi=300)
+    from trialsynth.safety import commit_files  # never a half-written figure
+
+    commit_files(folder, {"forest.png": lambda path: fig.savefig(path, dpi=300, format="png")})
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -830,6 +832,169 @@ def design(
     out.print(f"{res.sims} simulated trials, seed {res.seed}")
 
 
+def print_sensitivity(result: Any, *, title: str) -> None:
+    """The rich table of a sensitivity run and the power-scaling check of the main fit."""
+    from trialsynth.sensitivity import AXES
+
+    table = Table(title=title, title_justify="left", show_header=True)
+    varying = [a for a in AXES if len({r["settings"][a] for r in result.rows}) > 1]
+    for name, justify in (
+        ("#", "right"),
+        *((a, "left") for a in varying),
+        ("k", "right"),
+        ("OR [95% CrI]", "right"),
+        ("tau", "right"),
+        ("OR_new 95% PI", "right"),
+        ("P(OR>1)", "right"),
+        ("P(OR_new>1)", "right"),
+        ("status", "left"),
+        ("s", "right"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in result.rows:
+        has = r.get("or") is not None
+        status = (
+            "[green]ok[/green]"
+            if r["status"] == "ok"
+            else f"[bold red]FAILED[/bold red] {r.get('failure') or ''}"
+        )
+        table.add_row(
+            f"{r['scenario']}{' main' if r['main'] else ''}",
+            *(str(r["settings"][a] or "-") for a in varying),
+            str(r.get("k", "")),
+            _fmt_interval(r["or"]) if has else "",
+            f"{r['tau']['median']:.2f}" if has else "",
+            f"[{r['or_new']['q025']:.2f}, {r['or_new']['q975']:.2f}]" if has else "",
+            f"{r['p_mu_gt_0']:.3f}" if has else "",
+            f"{r['p_theta_new_gt_0']:.3f}" if has else "",
+            status,
+            f"{r.get('wall_s', 0):.1f}",
+        )
+    # a pipe or file gets the whole table; a terminal its own width
+    wide = out if out.is_terminal else Console(width=200, soft_wrap=True)
+    wide.print(table)
+    main_row = result.main
+    if main_row.get("psense"):
+        out.print(
+            "power-scaling sensitivity of the main fit (psense; > 0.05 is sensitive): "
+            + "; ".join(
+                f"{p['variable']}: prior {p['prior']:.3f}, likelihood {p['likelihood']:.3f}"
+                + (
+                    " ok"
+                    if p["diagnosis"] == "ok"
+                    else f" [bold yellow]{p['diagnosis']}[/bold yellow]"
+                )
+                for p in main_row["psense"]
+            )
+        )
+    for r in result.failed:
+        err.print(
+            f"[bold red]warning[/bold red]: scenario {r['scenario']} ({r['label']}) failed: "
+            f"{r.get('error')}"
+        )
+
+
+def _run_sensitivity(
+    spec: Any,
+    trials: Any,
+    folder: Path,
+    *,
+    settings: Any,
+    workers: int | None,
+    scheduler: str | None,
+    quiet: bool,
+) -> Any:
+    """Plan, run and report the ``[sensitivity]`` section of a spec (shared by commands)."""
+    from trialsynth import sensitivity as sens
+    from trialsynth.plots import save_figure, sensitivity_plot
+
+    config = sens.parse_section(spec.sensitivity, where=f"{spec.path} [sensitivity]")
+    scenarios = sens.plan(spec, trials, config, sampler=settings)
+    n_workers = workers if workers is not None else config.workers
+    if quiet:
+        result = sens.run(scenarios, folder, workers=n_workers, scheduler=scheduler)
+    else:
+        with sens.rich_progress(len(scenarios)) as tick:
+            result = sens.run(
+                scenarios, folder, workers=n_workers, scheduler=scheduler, progress=tick
+            )
+    fig = sensitivity_plot(result.rows, title=f"{spec.title or spec.name}: sensitivity")
+    save_figure(fig, folder, "sensitivity")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    if not quiet:
+        print_sensitivity(result, title=f"{spec.title or spec.name}: sensitivity")
+        out.print(
+            f"{len(result.ran)} scenario(s) fitted, {len(result.reused)} reused from "
+            f"{folder}/scenarios in {result.wall_s:.1f}s; wrote {folder}/ "
+            "(sensitivity.csv, sensitivity.json, sensitivity.png, sensitivity.svg)"
+        )
+    elif result.failed:
+        for r in result.failed:
+            err.print(f"warning: scenario {r['scenario']} ({r['label']}) failed: {r['error']}")
+    return result
+
+
+@app.command()
+def sensitivity(
+    spec_path: Annotated[
+        Path,
+        typer.Argument(metavar="SPEC.toml", help="Analysis spec with a sensitivity section."),
+    ],
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (default: the spec's, else 1 = this process)."),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Dask distributed scheduler, e.g. tcp://HOST:PORT (instead of workers)."),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder (default: the spec's output dir/sensitivity)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the spec's seed.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the rows (one object per scenario) as JSON.")
+    ] = False,
+    strict: Annotated[bool, typer.Option(help="Exit 3 when any scenario failed.")] = False,
+) -> None:
+    """Refit the analysis over the scenarios of its spec's sensitivity section (resumable)."""
+    from dataclasses import replace
+
+    from trialsynth import sensitivity as sens
+    from trialsynth.spec import load_spec
+
+    spec = load_spec(spec_path)
+    if not spec.sensitivity:
+        raise CLIError(
+            f"{spec_path}: no [sensitivity] section; valid keys there: {', '.join(sens.KEYS)}"
+        )
+    if workers is not None and workers < 1:
+        raise CLIError(f"--workers must be >= 1, got {workers}")
+    sens.parse_section(spec.sensitivity, where=f"{spec.path} [sensitivity]")  # errors first
+    settings = spec.sampler if seed is None else replace(spec.sampler, seed=seed)
+    trials = sens.spec_data(spec)
+    if not as_json:
+        for notice in trials.notices:
+            err.print(f"[yellow]note[/yellow]: {notice}")
+    folder = out_dir or spec.output_dir() / "sensitivity"
+    result = _run_sensitivity(
+        spec,
+        trials,
+        folder,
+        settings=settings,
+        workers=workers,
+        scheduler=scheduler,
+        quiet=as_json,
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(result.rows, indent=2) + "\n")
+    if strict and result.failed:
+        raise typer.Exit(EXIT_NOT_CONVERGED)
+
+
 def _prepare_out(
     out_dir: Path, trials: Any, spec: Any, priors: Any, settings: Any, engine: str, force: bool
 ) -> None:
@@ -1063,169 +1228,6 @@ def compare(
             )
 
 
-def print_sensitivity(result: Any, *, title: str) -> None:
-    """The rich table of a sensitivity run and the power-scaling check of the main fit."""
-    from trialsynth.sensitivity import AXES
-
-    table = Table(title=title, title_justify="left", show_header=True)
-    varying = [a for a in AXES if len({r["settings"][a] for r in result.rows}) > 1]
-    for name, justify in (
-        ("#", "right"),
-        *((a, "left") for a in varying),
-        ("k", "right"),
-        ("OR [95% CrI]", "right"),
-        ("tau", "right"),
-        ("OR_new 95% PI", "right"),
-        ("P(OR>1)", "right"),
-        ("P(OR_new>1)", "right"),
-        ("status", "left"),
-        ("s", "right"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for r in result.rows:
-        has = r.get("or") is not None
-        status = (
-            "[green]ok[/green]"
-            if r["status"] == "ok"
-            else f"[bold red]FAILED[/bold red] {r.get('failure') or ''}"
-        )
-        table.add_row(
-            f"{r['scenario']}{' main' if r['main'] else ''}",
-            *(str(r["settings"][a] or "-") for a in varying),
-            str(r.get("k", "")),
-            _fmt_interval(r["or"]) if has else "",
-            f"{r['tau']['median']:.2f}" if has else "",
-            f"[{r['or_new']['q025']:.2f}, {r['or_new']['q975']:.2f}]" if has else "",
-            f"{r['p_mu_gt_0']:.3f}" if has else "",
-            f"{r['p_theta_new_gt_0']:.3f}" if has else "",
-            status,
-            f"{r.get('wall_s', 0):.1f}",
-        )
-    # a pipe or file gets the whole table; a terminal its own width
-    wide = out if out.is_terminal else Console(width=200, soft_wrap=True)
-    wide.print(table)
-    main_row = result.main
-    if main_row.get("psense"):
-        out.print(
-            "power-scaling sensitivity of the main fit (psense; > 0.05 is sensitive): "
-            + "; ".join(
-                f"{p['variable']}: prior {p['prior']:.3f}, likelihood {p['likelihood']:.3f}"
-                + (
-                    " ok"
-                    if p["diagnosis"] == "ok"
-                    else f" [bold yellow]{p['diagnosis']}[/bold yellow]"
-                )
-                for p in main_row["psense"]
-            )
-        )
-    for r in result.failed:
-        err.print(
-            f"[bold red]warning[/bold red]: scenario {r['scenario']} ({r['label']}) failed: "
-            f"{r.get('error')}"
-        )
-
-
-def _run_sensitivity(
-    spec: Any,
-    trials: Any,
-    folder: Path,
-    *,
-    settings: Any,
-    workers: int | None,
-    scheduler: str | None,
-    quiet: bool,
-) -> Any:
-    """Plan, run and report the ``[sensitivity]`` section of a spec (shared by commands)."""
-    from trialsynth import sensitivity as sens
-    from trialsynth.plots import save_figure, sensitivity_plot
-
-    config = sens.parse_section(spec.sensitivity, where=f"{spec.path} [sensitivity]")
-    scenarios = sens.plan(spec, trials, config, sampler=settings)
-    n_workers = workers if workers is not None else config.workers
-    if quiet:
-        result = sens.run(scenarios, folder, workers=n_workers, scheduler=scheduler)
-    else:
-        with sens.rich_progress(len(scenarios)) as tick:
-            result = sens.run(
-                scenarios, folder, workers=n_workers, scheduler=scheduler, progress=tick
-            )
-    fig = sensitivity_plot(result.rows, title=f"{spec.title or spec.name}: sensitivity")
-    save_figure(fig, folder, "sensitivity")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    if not quiet:
-        print_sensitivity(result, title=f"{spec.title or spec.name}: sensitivity")
-        out.print(
-            f"{len(result.ran)} scenario(s) fitted, {len(result.reused)} reused from "
-            f"{folder}/scenarios in {result.wall_s:.1f}s; wrote {folder}/ "
-            "(sensitivity.csv, sensitivity.json, sensitivity.png, sensitivity.svg)"
-        )
-    elif result.failed:
-        for r in result.failed:
-            err.print(f"warning: scenario {r['scenario']} ({r['label']}) failed: {r['error']}")
-    return result
-
-
-@app.command()
-def sensitivity(
-    spec_path: Annotated[
-        Path,
-        typer.Argument(metavar="SPEC.toml", help="Analysis spec with a sensitivity section."),
-    ],
-    workers: Annotated[
-        int | None,
-        typer.Option(help="Worker processes (default: the spec's, else 1 = this process)."),
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(help="Dask distributed scheduler, e.g. tcp://HOST:PORT (instead of workers)."),
-    ] = None,
-    out_dir: Annotated[
-        Path | None,
-        typer.Option("--out", help="Output folder (default: the spec's output dir/sensitivity)."),
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Override the spec's seed.")] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the rows (one object per scenario) as JSON.")
-    ] = False,
-    strict: Annotated[bool, typer.Option(help="Exit 3 when any scenario failed.")] = False,
-) -> None:
-    """Refit the analysis over the scenarios of its spec's sensitivity section (resumable)."""
-    from dataclasses import replace
-
-    from trialsynth import sensitivity as sens
-    from trialsynth.spec import load_spec
-
-    spec = load_spec(spec_path)
-    if not spec.sensitivity:
-        raise CLIError(
-            f"{spec_path}: no [sensitivity] section; valid keys there: {', '.join(sens.KEYS)}"
-        )
-    if workers is not None and workers < 1:
-        raise CLIError(f"--workers must be >= 1, got {workers}")
-    sens.parse_section(spec.sensitivity, where=f"{spec.path} [sensitivity]")  # errors first
-    settings = spec.sampler if seed is None else replace(spec.sampler, seed=seed)
-    trials = sens.spec_data(spec)
-    if not as_json:
-        for notice in trials.notices:
-            err.print(f"[yellow]note[/yellow]: {notice}")
-    folder = out_dir or spec.output_dir() / "sensitivity"
-    result = _run_sensitivity(
-        spec,
-        trials,
-        folder,
-        settings=settings,
-        workers=workers,
-        scheduler=scheduler,
-        quiet=as_json,
-    )
-    if as_json:
-        sys.stdout.write(json.dumps(result.rows, indent=2) + "\n")
-    if strict and result.failed:
-        raise typer.Exit(EXIT_NOT_CONVERGED)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn known errors into one line and an exit code."""
     try:  # typer >= 0.20 vendors click as a private module
@@ -1252,8 +1254,8 @@ def main(argv: list[str] | None = None) -> int:
         ResultError,
         AssuranceError,
         CompareError,
-        ReportError,
         SensitivityError,
+        ReportError,
         ValueError,
         OSError,
     )
