@@ -623,7 +623,10 @@ def run(
                 spec=model,
                 priors=spec.priors,
                 settings=settings,
-                reusable=False,
+                # with a [sensitivity] section the in-process scenarios of the same
+                # structure reuse this compiled model (one compile instead of two, and
+                # the main scenario's numbers are the main fit's)
+                reusable=bool(spec.sensitivity),
                 progress=say,
                 engine=engine,
             )
@@ -637,11 +640,12 @@ def run(
             control=spec.control,
             spec=str(spec_path),
         )
-        if (
+        fresh = bool(
             result.timings
             or not (folder / "forest.png").exists()
             or not is_current(folder, meta)  # missing, other format, or other question
-        ):
+        )
+        if fresh:
             result.timings |= _write_outputs(
                 result,
                 folder,
@@ -668,7 +672,7 @@ def run(
             "report.html, report.md, figures/)"
         )
     if spec.sensitivity:  # the spec's [sensitivity] scenarios (resumable), see `sensitivity`
-        _run_sensitivity(
+        sens = _run_sensitivity(
             spec,
             trials,
             folder / "sensitivity",
@@ -677,7 +681,9 @@ def run(
             scheduler=None,
             quiet=as_json,
         )
-        _write_report(result, folder, analysis=meta)  # the report with the sensitivity table
+        # the report with the sensitivity table, unless nothing it shows has changed
+        if fresh or sens.changed or not is_current(folder, meta):
+            _write_report(result, folder, analysis=meta)
     code = _report_failed(summary, strict)
     if code:
         raise typer.Exit(code)
@@ -918,11 +924,12 @@ def _run_sensitivity(
             result = sens.run(
                 scenarios, folder, workers=n_workers, scheduler=scheduler, progress=tick
             )
-    fig = sensitivity_plot(result.rows, title=f"{spec.title or spec.name}: sensitivity")
-    save_figure(fig, folder, "sensitivity")
-    import matplotlib.pyplot as plt
+    if result.changed or not (folder / "sensitivity.svg").exists():  # else it is current
+        fig = sensitivity_plot(result.rows, title=f"{spec.title or spec.name}: sensitivity")
+        save_figure(fig, folder, "sensitivity")
+        import matplotlib.pyplot as plt
 
-    plt.close(fig)
+        plt.close(fig)
     if not quiet:
         print_sensitivity(result, title=f"{spec.title or spec.name}: sensitivity")
         out.print(

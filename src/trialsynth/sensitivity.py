@@ -783,6 +783,8 @@ class SensitivityResult:
     reused: list[str]
     out_dir: Path
     wall_s: float = 0.0
+    #: False when the table equals the one already in ``out_dir`` (figures/report current)
+    changed: bool = True
 
     @property
     def main(self) -> dict[str, Any]:
@@ -924,10 +926,18 @@ def run(
     rows = [_row(s, records[s.key]) for s in scenarios]
     from trialsynth.results import atomic_write_text
 
-    atomic_write_text(out / "sensitivity.json", json.dumps(rows, indent=2) + "\n")
+    text = json.dumps(rows, indent=2) + "\n"
+    previous = out / "sensitivity.json"
+    changed = not previous.is_file() or previous.read_text(encoding="utf-8") != text
+    atomic_write_text(previous, text)
     atomic_write_text(out / "sensitivity.csv", table_frame(rows).to_csv(index=False))
     return SensitivityResult(
-        rows=rows, ran=ran, reused=reused, out_dir=out, wall_s=time.perf_counter() - t0
+        rows=rows,
+        ran=ran,
+        reused=reused,
+        out_dir=out,
+        wall_s=time.perf_counter() - t0,
+        changed=changed,
     )
 
 
