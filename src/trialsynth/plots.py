@@ -823,18 +823,7 @@ def rank_plot(fit: FitResult, *, title: str | None = None) -> Figure:
     """
     import arviz_plots as azp
 
-    _pyplot()
-    tree = _diagnostic_tree(fit)
-    pc = azp.plot_rank(
-        tree,
-        var_names=hyperparameters(fit),
-        backend="matplotlib",
-        **_chain_aes(tree["posterior"].sizes["chain"]),
-    )
-    fig = pc.get_viz("figure")
-    fig.suptitle(title or "Rank plots (chains should overlap near zero)", fontsize=11)
-    _failed_banner(fig, fit)
-    return fig
+    return _chain_plot(fit, azp.plot_rank, title or "Rank plots (chains should overlap near zero)")
 
 
 def trace_plot(fit: FitResult, *, title: str | None = None) -> Figure:
@@ -858,16 +847,21 @@ def trace_plot(fit: FitResult, *, title: str | None = None) -> Figure:
     """
     import arviz_plots as azp
 
+    return _chain_plot(fit, azp.plot_trace_dist, title or "Trace and density per chain")
+
+
+def _chain_plot(fit: FitResult, plot: Any, title: str) -> Figure:
+    """An arviz-plots per-chain figure of the hyperparameters, titled and marked if failed."""
     _pyplot()
     tree = _diagnostic_tree(fit)
-    pc = azp.plot_trace_dist(
+    pc = plot(
         tree,
         var_names=hyperparameters(fit),
         backend="matplotlib",
         **_chain_aes(tree["posterior"].sizes["chain"]),
     )
     fig = pc.get_viz("figure")
-    fig.suptitle(title or "Trace and density per chain", fontsize=11)
+    fig.suptitle(title, fontsize=11)
     _failed_banner(fig, fit)
     return fig
 

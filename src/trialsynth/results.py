@@ -166,9 +166,7 @@ class FitResult:
         timings: dict[str, float] | None = None,
         notices: tuple[str, ...] = (),
     ) -> FitResult:
-        """Package nutpie's output: relabel studies, add theta_new, attach provenance."""
-        import xarray as xr
-
+        """Package nutpie's output with its provenance (``observed_data`` added)."""
         # fit.derive has already put theta, theta_new and subgroup quantities here.
         post = raw["posterior"].to_dataset()
         stats_vars = [
@@ -177,30 +175,16 @@ class FitResult:
             if v in raw["sample_stats"]
         ]
         sample_stats = raw["sample_stats"].to_dataset()[stats_vars]
-        observed = xr.Dataset(
-            {name: ("study", np.asarray(values)) for name, values in _observed(spec, data).items()},
-            coords={"study": list(data.study)},
+        tree, provenance = _package(
+            {"posterior": post, "sample_stats": sample_stats},
+            data=data,
+            spec=spec,
+            priors=priors,
+            settings=settings,
+            engine="mcmc",
+            refits=refits,
+            notices=notices,
         )
-        provenance = {
-            **provenance_key_fields(data, spec, priors, settings),
-            "data_name": data.name,
-            "k": data.k,
-            "studies": list(data.study),
-            "seed": settings.seed,
-            "notices": list(data.notices)
-            + _model_notices(spec, data)
-            + list(notices)
-            + conflict_notices(data, spec, priors, settings.seed),
-            "refits": list(refits),
-            "frequentist": classical_references(data, spec.correction),
-            "data_table": data.to_frame().to_json(orient="records"),
-        }
-        provenance["fit_key"] = fit_key(provenance)
-        tree = xr.DataTree.from_dict(
-            {"posterior": post, "sample_stats": sample_stats, "observed_data": observed}
-        )
-        tree.attrs["trialsynth"] = json.dumps(provenance, sort_keys=True)
-        tree.attrs["trialsynth_fit_key"] = provenance["fit_key"]
         return cls(tree=tree, provenance=provenance, diagnostics=diagnostics, timings=timings or {})
 
     @classmethod
@@ -215,31 +199,14 @@ class FitResult:
         timings: dict[str, float] | None = None,
     ) -> FitResult:
         """Package an exact fit (``tree`` holds iid posterior draws) with its provenance."""
-        import xarray as xr
-
-        observed = xr.Dataset(
-            {name: ("study", np.asarray(values)) for name, values in _observed(spec, data).items()},
-            coords={"study": list(data.study)},
+        tree, provenance = _package(
+            {"posterior": tree["posterior"].to_dataset()},
+            data=data,
+            spec=spec,
+            priors=priors,
+            settings=settings,
+            engine="exact",
         )
-        tree = xr.DataTree.from_dict(
-            {"posterior": tree["posterior"].to_dataset(), "observed_data": observed}
-        )
-        provenance = {
-            **provenance_key_fields(data, spec, priors, settings, engine="exact"),
-            "data_name": data.name,
-            "k": data.k,
-            "studies": list(data.study),
-            "seed": settings.seed,
-            "notices": list(data.notices)
-            + _model_notices(spec, data)
-            + conflict_notices(data, spec, priors, settings.seed),
-            "refits": [],
-            "frequentist": classical_references(data, spec.correction),
-            "data_table": data.to_frame().to_json(orient="records"),
-        }
-        provenance["fit_key"] = fit_key(provenance)
-        tree.attrs["trialsynth"] = json.dumps(provenance, sort_keys=True)
-        tree.attrs["trialsynth_fit_key"] = provenance["fit_key"]
         return cls(
             tree=tree,
             provenance=provenance,
@@ -669,6 +636,45 @@ def classical_references(data: TrialData, correction: float = 0.5) -> dict[str, 
         except ValueError:
             pass
         return out
+
+
+def _package(
+    groups: dict[str, Any],
+    *,
+    data: TrialData,
+    spec: ModelSpec,
+    priors: PriorSet,
+    settings: SamplerSettings,
+    engine: str,
+    refits: tuple[dict[str, Any], ...] = (),
+    notices: tuple[str, ...] = (),
+) -> tuple[xr.DataTree, dict[str, Any]]:
+    """The result tree (``groups`` plus ``observed_data``) and its provenance attributes."""
+    import xarray as xr
+
+    observed = xr.Dataset(
+        {name: ("study", np.asarray(values)) for name, values in _observed(spec, data).items()},
+        coords={"study": list(data.study)},
+    )
+    provenance = {
+        **provenance_key_fields(data, spec, priors, settings, engine=engine),
+        "data_name": data.name,
+        "k": data.k,
+        "studies": list(data.study),
+        "seed": settings.seed,
+        "notices": list(data.notices)
+        + _model_notices(spec, data)
+        + list(notices)
+        + conflict_notices(data, spec, priors, settings.seed),
+        "refits": list(refits),
+        "frequentist": classical_references(data, spec.correction),
+        "data_table": data.to_frame().to_json(orient="records"),
+    }
+    provenance["fit_key"] = fit_key(provenance)
+    tree = xr.DataTree.from_dict({**groups, "observed_data": observed})
+    tree.attrs["trialsynth"] = json.dumps(provenance, sort_keys=True)
+    tree.attrs["trialsynth_fit_key"] = provenance["fit_key"]
+    return tree, provenance
 
 
 def _observed(spec: ModelSpec, data: TrialData) -> dict[str, np.ndarray]:
