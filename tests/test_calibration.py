@@ -3,7 +3,7 @@
 Runs the same code as ``scripts/calibration.py`` (which can run more replications and
 writes ``reports/calibration/``): simulation-based calibration over 200 meta-analyses drawn
 from the default priors, and coverage of the 95% CrI of mu over 200 replications under
-fixed true (mu, tau). About 10 minutes on 2 cores.
+fixed true (mu, tau). About 5 minutes on an idle 2-core machine.
 """
 
 from __future__ import annotations
