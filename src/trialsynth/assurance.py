@@ -550,7 +550,7 @@ def design_trial(
     summary_priors = {
         role: Prior.from_dict(spec).describe()
         for role, spec in fit.provenance["priors"].items()
-        if role in _prior_roles(fit)
+        if role in fit.prior_roles()
     }
     return DesignResult(
         points=points,
@@ -587,15 +587,3 @@ def _future_effect(fit: FitResult, subgroup: str | None) -> tuple[np.ndarray, li
     members = [i for i, v in enumerate(frame[column].astype(str)) if v == subgroup]
     theta = fit.draws("theta_new_subgroup")[..., levels.index(subgroup)]
     return theta, members
-
-
-def _prior_roles(fit: FitResult) -> list[str]:
-    m = fit.provenance["model"]
-    roles = ["mu"]
-    if m["random_effects"] is not None:
-        roles.append("tau")
-    if m["likelihood"] == "binomial":
-        roles.append("baseline")
-    if m.get("covariates"):
-        roles.append("beta")
-    return roles

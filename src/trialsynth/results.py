@@ -332,7 +332,7 @@ class FitResult:
             "k": prov["k"],
             "priors": {
                 role: Prior.from_dict(prov["priors"][role]).describe()
-                for role in self._prior_roles()
+                for role in self.prior_roles()
             },
             "mu": _stats(mu),
             "tau": _stats(tau),
@@ -446,7 +446,8 @@ class FitResult:
             out["nu"] = _stats(np.asarray(post["nu"].values))
         return out
 
-    def _prior_roles(self) -> list[str]:
+    def prior_roles(self) -> list[str]:
+        """The prior roles this fit's model uses (what its summary lists under ``priors``)."""
         m = self.provenance["model"]
         roles = ["mu"]
         if m["random_effects"] is not None:
