@@ -268,7 +268,8 @@ def _load_data(source: str, *, min_trials: int, columns: dict[str, str] | None =
     return data
 
 
-def _report_failed(summary: dict[str, Any], strict: bool) -> int:
+def _report_failed(summary: dict[str, Any], strict: bool) -> None:
+    """Warn about a fit that failed its checks; under ``--strict`` exit with code 3."""
     if summary.get("status") == "failed":
         err.print(
             "[bold red]warning[/bold red]: the fit failed its convergence checks "
@@ -276,8 +277,7 @@ def _report_failed(summary: dict[str, Any], strict: bool) -> int:
             "its numbers are marked failed in every output"
         )
         if strict:
-            return EXIT_NOT_CONVERGED
-    return 0
+            raise typer.Exit(EXIT_NOT_CONVERGED)
 
 
 def _write_outputs(
@@ -521,9 +521,7 @@ def fit(
             timings=result.timings,
             shown_notices=trials.notices,
         )
-    code = _report_failed(summary, strict)
-    if code:
-        raise typer.Exit(code)
+    _report_failed(summary, strict)
 
 
 @app.command()
@@ -684,9 +682,7 @@ def run(
         # the report with the sensitivity table, unless nothing it shows has changed
         if fresh or sens.changed or not is_current(folder, meta):
             _write_report(result, folder, analysis=meta)
-    code = _report_failed(summary, strict)
-    if code:
-        raise typer.Exit(code)
+    _report_failed(summary, strict)
 
 
 @app.command()
@@ -1101,9 +1097,7 @@ def _redo_fit(
             "[yellow]note[/yellow]: package versions differ from the saved fit's, so the "
             "numbers may differ within Monte Carlo error"
         )
-    code = _report_failed(summary, strict)
-    if code:
-        raise typer.Exit(code)
+    _report_failed(summary, strict)
 
 
 @app.command()
