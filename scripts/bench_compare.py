@@ -4,7 +4,7 @@ Run: ``.venv/bin/python scripts/bench_compare.py``; prints the markdown of the
 "Future trial and LOO comparison" section of BENCHMARKS.md. Every ratio is against a baseline
 measured in the same run:
 
-1. assurance: the vectorised, nested simulation of ``trialsynth.assurance.simulate`` against
+1. assurance: the vectorised, nested simulation of ``analysis.assurance.simulate`` against
    a plain Python loop over simulated trials (per simulated trial and size).
 2. LOO refits: a fold refitted with the k-1-trial model compiled once and reused
    (``fit(..., reusable=True)``, what ``compare`` does) against compiling it for the fold.
@@ -21,11 +21,13 @@ import time
 import numpy as np
 from scipy.special import expit
 
-from trialsynth.assurance import Criterion, observed_log_or, simulate
-from trialsynth.compare import loo_trials
-from trialsynth.data import load
-from trialsynth.fit import SamplerSettings, clear_cache, fit
-from trialsynth.models import ModelSpec
+from trialsynth.analysis.assurance import Criterion, observed_log_or, simulate
+from trialsynth.analysis.loo import loo_trials
+from trialsynth.core.settings import SamplerSettings
+from trialsynth.data.trials import load
+from trialsynth.engines.mcmc import clear_cache
+from trialsynth.models.spec import ModelSpec
+from trialsynth.results.fitting import fit
 
 SETTINGS = SamplerSettings(seed=7)  # the defaults: 4 chains x 2000 draws, 1000 tuning
 

@@ -26,7 +26,12 @@ import numpy as np
 import scipy
 import scipy.stats as st
 
-from trialsynth.exact import DEFAULT_DELTA, DEFAULT_EPSILON, exact_posterior, exact_posterior_sweep
+from trialsynth.core.exact import (
+    DEFAULT_DELTA,
+    DEFAULT_EPSILON,
+    exact_posterior,
+    exact_posterior_sweep,
+)
 
 SEED = 20240601
 TAU_PRIOR = st.halfnorm(scale=0.5)
@@ -110,9 +115,10 @@ def main(argv: list[str] | None = None) -> None:
 
 def mcmc_baseline(y: np.ndarray, se: np.ndarray, repeats: int) -> float:
     """Median wall time of a warm MCMC fit (compile excluded) of the k = 6 model."""
-    from trialsynth.data import TrialData
-    from trialsynth.fit import SamplerSettings, fit
-    from trialsynth.models import ModelSpec
+    from trialsynth.core.settings import SamplerSettings
+    from trialsynth.data.trials import TrialData
+    from trialsynth.models.spec import ModelSpec
+    from trialsynth.results.fitting import fit
 
     data = TrialData("bench", "contrast", tuple(f"t{i}" for i in range(y.size)), log_or=y, se=se)
     spec = ModelSpec(likelihood="normal")

@@ -19,11 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from trialsynth.conflict import prior_predictive_check
-from trialsynth.data import TrialData, load
-from trialsynth.fit import SamplerSettings, fit
-from trialsynth.models import ModelSpec, resolve_priors
-from trialsynth.priors import PriorSet
+from trialsynth.core.settings import SamplerSettings
+from trialsynth.data.trials import TrialData, load
+from trialsynth.models.conflict import prior_predictive_check
+from trialsynth.models.spec import ModelSpec, resolve_priors
+from trialsynth.priors.prior import PriorSet
+from trialsynth.results.fitting import fit
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -84,7 +85,7 @@ def main() -> None:
             events_c=[int(pc * n) for _, pc in risks],
             n_c=[n] * 4,
         )
-        import trialsynth.fit as fit_module
+        import trialsynth.engines.mcmc as fit_module
 
         saved, fit_module.MAX_BINOMIAL_ARM = fit_module.MAX_BINOMIAL_ARM, 10**12
         try:
@@ -94,9 +95,7 @@ def main() -> None:
         d = r.diagnostics
         assert d is not None
         verdict = "ok" if d.ok else "FAILED"
-        print(
-            f"| {n:,} | {d.r_hat_max:.3f} | {d.ess_bulk_min:.0f} | {d.divergences} | {verdict} |"
-        )
+        print(f"| {n:,} | {d.r_hat_max:.3f} | {d.ess_bulk_min:.0f} | {d.divergences} | {verdict} |")
 
 
 if __name__ == "__main__":

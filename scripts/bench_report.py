@@ -51,8 +51,8 @@ FOREST_ONLY = textwrap.dedent(
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from trialsynth.results import FitResult
-    from trialsynth.plots import forest_plot
+    from trialsynth.results.base import FitResult
+    from trialsynth.report.plots import forest_plot
     fit = FitResult.load(sys.argv[1])
     fig = forest_plot(fit, treatment="IVIg", control="placebo")
     fig.savefig(sys.argv[2], dpi=300)
@@ -67,9 +67,9 @@ SPLIT = textwrap.dedent(
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from trialsynth import report as rep
-    from trialsynth.plots import save_figure
-    from trialsynth.results import FitResult
+    from trialsynth.report import report as rep
+    from trialsynth.report.plots import save_figure
+    from trialsynth.results.base import FitResult
     t_import = time.perf_counter() - t0
     t0 = time.perf_counter()
     fit = FitResult.load(sys.argv[1])

@@ -69,10 +69,10 @@ SPLIT = textwrap.dedent(
     import json, time
     t0 = time.perf_counter()
     import pymc, arviz, nutpie  # noqa: F401
-    from trialsynth.cli import _write_outputs
-    from trialsynth.data import load
-    from trialsynth.fit import fit
-    from trialsynth.spec import load_spec
+    from trialsynth.cli.app import _write_outputs
+    from trialsynth.data.trials import load
+    from trialsynth.results.fitting import fit
+    from trialsynth.models.analysis import load_spec
     t_import = time.perf_counter() - t0
     t = time.perf_counter()
     spec = load_spec("models/ivig_rm.toml")
@@ -80,7 +80,7 @@ SPLIT = textwrap.dedent(
     t_data = time.perf_counter() - t
     res = fit(data, spec=spec.model_spec(data.kind), priors=spec.priors, settings=spec.sampler)
     import tempfile, pathlib
-    from trialsynth.cli import _run_sensitivity, _write_report
+    from trialsynth.cli.app import _run_sensitivity, _write_report
     folder = pathlib.Path(tempfile.mkdtemp())
     out = _write_outputs(res, folder, title=spec.title)
     t = time.perf_counter()

@@ -8,7 +8,7 @@ Measured in the same run, each in a fresh Python process (imports included):
 - one cold fit: the spec's analysis, compiled once (frozen, as ``trialsynth run`` does);
 - naive: the 24 scenarios each rebuilt and recompiled (``fit(..., reusable=False)`` after
   clearing the compile cache), one after another;
-- this implementation (``trialsynth.sensitivity.run``) with 1 worker (this process) and with
+- this implementation (``analysis.sensitivity.run``) with 1 worker (this process) and with
   2 worker processes, into an empty output folder.
 
 Usage: ``.venv/bin/python scripts/bench_sensitivity.py [--repeats N] [--skip-naive]``;
@@ -47,8 +47,8 @@ PRELUDE = textwrap.dedent(
     import json, sys, tempfile, time
     t0 = time.perf_counter()
     from dataclasses import replace
-    from trialsynth import sensitivity as sens
-    from trialsynth.spec import load_spec
+    from trialsynth.analysis import sensitivity as sens
+    from trialsynth.models.analysis import load_spec
     spec = load_spec("models/ivig_rm.toml")
     spec = replace(spec, sensitivity={GRID!r})
     data = sens.spec_data(spec)
@@ -59,7 +59,7 @@ PRELUDE = textwrap.dedent(
 
 COLD = PRELUDE + textwrap.dedent(
     """
-    from trialsynth.fit import fit
+    from trialsynth.results.fitting import fit
     main = next(s for s in scenarios if s.main)
     res = fit(main.data, spec=main.spec, priors=main.priors, settings=main.sampler,
               reusable=False)
@@ -70,7 +70,8 @@ COLD = PRELUDE + textwrap.dedent(
 
 NAIVE = PRELUDE + textwrap.dedent(
     """
-    from trialsynth.fit import clear_cache, fit
+    from trialsynth.results.fitting import fit
+    from trialsynth.engines.mcmc import clear_cache
     ok = 0
     for s in scenarios:
         clear_cache()

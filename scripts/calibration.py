@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from trialsynth.data import TrialData, load
-from trialsynth.fit import SamplerSettings, fit
+from trialsynth.core.settings import SamplerSettings
+from trialsynth.data.trials import TrialData, load
+from trialsynth.results.fitting import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Thinned draws per replication for the SBC ranks (ranks take L + 1 = 100 values).

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from trialsynth.data import load
-from trialsynth.fit import SamplerSettings, fit
-from trialsynth.models import ModelSpec
-from trialsynth.priors import PriorSet, parse_prior
+from trialsynth.core.settings import SamplerSettings
+from trialsynth.data.trials import load
+from trialsynth.models.spec import ModelSpec
+from trialsynth.priors.prior import PriorSet, parse_prior
+from trialsynth.results.fitting import fit
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Tests of the future-trial design (assurance), :mod:`trialsynth.assurance` and ``design``.
+"""Tests of the future-trial design (assurance), `analysis.assurance` and ``design``.
 
 The simulation is checked against two independent calculations: the exact binomial power at a
 fixed effect (:func:`exact_power`, an enumeration of the arm counts) and a closed-form normal
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from trialsynth.assurance import (
+from trialsynth.analysis.assurance import (
     AssuranceError,
     Criterion,
     design_trial,
@@ -27,10 +27,11 @@ from trialsynth.assurance import (
     parse_n_range,
     simulate,
 )
-from trialsynth.cli import main
-from trialsynth.data import load
-from trialsynth.fit import SamplerSettings, fit
-from trialsynth.results import FitResult
+from trialsynth.cli.app import main
+from trialsynth.core.settings import SamplerSettings
+from trialsynth.data.trials import load
+from trialsynth.results.base import FitResult
+from trialsynth.results.fitting import fit
 
 #: Agreement in Monte Carlo standard errors: a 4-MCSE miss has probability 6e-5 per check.
 N_MCSE = 4.0
@@ -189,7 +190,7 @@ def test_design_trial_on_a_fit(secondary):
 
 
 def test_design_for_a_subgroup(tmp_path):
-    from trialsynth.models import ModelSpec
+    from trialsynth.models.spec import ModelSpec
 
     data = load("ivig_rm")
     spec = ModelSpec.from_options("binomial-normal", data_kind="arm", subgroup="population")
@@ -219,7 +220,7 @@ def test_design_subgroup_needs_a_subgroup_fit(secondary):
 def test_assurance_plot_structure(secondary):
     import matplotlib.pyplot as plt
 
-    from trialsynth.plots import assurance_plot
+    from trialsynth.report.plots import assurance_plot
 
     out = design_trial(FitResult.load(secondary), [50, 100, 2000], target=0.5, seed=5)
     fig = assurance_plot(out)

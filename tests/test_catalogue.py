@@ -22,14 +22,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from trialsynth import fit as fit_module
-from trialsynth.cli import main
-from trialsynth.data import DataError, load
-from trialsynth.fit import SamplerSettings, fit
-from trialsynth.models import ModelError
-from trialsynth.priors import PriorError, parse_prior
-from trialsynth.results import FitResult, ResultError, fit_key
-from trialsynth.spec import SpecError, load_spec
+from trialsynth.cli.app import main
+from trialsynth.core.settings import SamplerSettings
+from trialsynth.data.trials import DataError, load
+from trialsynth.engines import mcmc as fit_module
+from trialsynth.models.analysis import SpecError, load_spec
+from trialsynth.models.spec import ModelError
+from trialsynth.priors.prior import PriorError, parse_prior
+from trialsynth.results.base import FitResult
+from trialsynth.results.fitting import fit
+from trialsynth.results.provenance import ResultError, fit_key
 
 HERE = Path(__file__).resolve().parent / "bad_inputs"
 CASES: list[dict[str, Any]] = tomllib.loads((HERE / "cases.toml").read_text())["case"]

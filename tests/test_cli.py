@@ -1,4 +1,4 @@
-"""Tests of the command line, called in-process: ``trialsynth.cli.main([...])``.
+"""Tests of the command line, called in-process: ``trialsynth.cli.app.main([...])``.
 
 Fitting compiles a model (several seconds), so the one real fit of ``ivig_rm`` is a
 module-scoped fixture reused by every test that reads its output; later fits of the same
@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import typer.main
 
-from trialsynth import cli
-from trialsynth.cli import main
-from trialsynth.data import load
-from trialsynth.results import FitResult
+from trialsynth.cli import app as cli
+from trialsynth.cli.app import main
+from trialsynth.data.trials import load
+from trialsynth.results.base import FitResult
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 FIT_ARGS = ["fit", "ivig_rm", "--json", "--draws", "500", "--seed", "1"]

@@ -1,4 +1,4 @@
-"""Tests of leave-one-trial-out model comparison, :mod:`trialsynth.compare` and ``compare``.
+"""Tests of leave-one-trial-out model comparison, :mod:`trialsynth.analysis.loo` and ``compare``.
 
 The quadrature of the left-out trial's likelihood is checked against scipy's adaptive
 quadrature and a closed form; the exact-refit ELPD against a direct computation by 1-D
@@ -18,8 +18,7 @@ import pytest
 from scipy import integrate, stats
 from scipy.special import expit
 
-from trialsynth.cli import main
-from trialsynth.compare import (
+from trialsynth.analysis.loo import (
     CompareError,
     compare_models,
     expected_over_effects,
@@ -27,10 +26,12 @@ from trialsynth.compare import (
     parse_models,
     trial_likelihood_grid,
 )
-from trialsynth.data import TrialData, load
-from trialsynth.fit import SamplerSettings, fit
-from trialsynth.models import ModelSpec
-from trialsynth.priors import PriorSet
+from trialsynth.cli.app import main
+from trialsynth.core.settings import SamplerSettings
+from trialsynth.data.trials import TrialData, load
+from trialsynth.models.spec import ModelSpec
+from trialsynth.priors.prior import PriorSet
+from trialsynth.results.fitting import fit
 
 SETTINGS = SamplerSettings(draws=1000, tune=500, seed=21)
 #: Agreement in Monte Carlo standard errors (a 4-MCSE miss has probability 6e-5).

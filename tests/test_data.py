@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trialsynth import effects
-from trialsynth.data import (
+from trialsynth.core import effects
+from trialsynth.data.trials import (
     SHIPPED_DATASETS,
     STANDARD_COLUMNS,
     DataError,
@@ -649,7 +649,7 @@ def test_sha256_independent_of_path_and_sensitive_to_counts(tmp_path: Path) -> N
 
 
 def test_sha256_stable_across_processes() -> None:
-    code = "from trialsynth.data import load; print(load('ivig_rm').sha256)"
+    code = "from trialsynth.data.trials import load; print(load('ivig_rm').sha256)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()

@@ -12,13 +12,16 @@ import json
 import numpy as np
 import pytest
 
-from trialsynth.agreement import AGREEMENT_Z, engine_agreement, likelihood_notice
-from trialsynth.cli import main
-from trialsynth.data import TrialData, load
-from trialsynth.fit import SamplerSettings, choose_engine, fit
-from trialsynth.models import ModelError, ModelSpec
-from trialsynth.priors import PriorSet
-from trialsynth.results import FitResult
+from trialsynth.analysis.agreement import AGREEMENT_Z, engine_agreement
+from trialsynth.cli.app import main
+from trialsynth.core.settings import SamplerSettings
+from trialsynth.data.trials import TrialData, load
+from trialsynth.engines.notices import likelihood_notice
+from trialsynth.engines.select import choose_engine
+from trialsynth.models.spec import ModelError, ModelSpec
+from trialsynth.priors.prior import PriorSet
+from trialsynth.results.base import FitResult
+from trialsynth.results.fitting import fit
 
 NN = ModelSpec(likelihood="normal")
 CRINS_PRIORS = PriorSet.from_strings(mu="normal(0, 4)", tau="half-normal(0.5)")
@@ -78,7 +81,7 @@ def test_same_seed_same_exact_draws() -> None:
 
 
 def test_queries_on_exact_fit_are_exact(crins_exact) -> None:
-    post = crins_exact.exact
+    post = crins_exact.posterior
     a = crins_exact.ask("P(OR < 1)")
     assert a.mcse is None
     assert a.probability == pytest.approx(0.9999399, abs=TOL)
@@ -151,9 +154,7 @@ def test_mcmc_agrees_with_exact_within_monte_carlo_error(crins_mcmc, crins_exact
 
 def test_agreement_flags_a_real_difference(crins_exact, crins_mcmc) -> None:
     # the same check against the exact posterior of other data must fail loudly
-    other = fit(
-        load("crins2014").drop("Gras (2008)"), spec=NN, priors=CRINS_PRIORS, engine="exact"
-    )
+    other = fit(load("crins2014").drop("Gras (2008)"), spec=NN, priors=CRINS_PRIORS, engine="exact")
     with pytest.raises(ValueError, match="different data"):
         engine_agreement(other, crins_mcmc)
 
@@ -233,7 +234,7 @@ def test_cli_engine_errors(capsys) -> None:
 
 
 def test_spec_engine_key(tmp_path) -> None:
-    from trialsynth.spec import SpecError, load_spec
+    from trialsynth.models.analysis import SpecError, load_spec
 
     p = tmp_path / "a.toml"
     p.write_text('[data]\nsource = "crins2014"\n[model]\nmodel = "normal-normal"\nengine = "x"\n')

@@ -29,8 +29,8 @@ from hypothesis import strategies as hst
 from scipy import integrate
 
 import trialsynth
-from trialsynth.effects import log_odds_ratios
-from trialsynth.exact import (
+from trialsynth.core.effects import log_odds_ratios
+from trialsynth.core.exact import (
     DEFAULT_DELTA,
     DEFAULT_EPSILON,
     ExactPosterior,
@@ -38,7 +38,7 @@ from trialsynth.exact import (
     exact_posterior_sweep,
 )
 
-CRINS_CSV = Path(trialsynth.__file__).parent / "datasets" / "crins2014.csv"
+CRINS_CSV = Path(trialsynth.__file__).parent / "data" / "datasets" / "crins2014.csv"
 
 # ---- golden numbers (validation README, crins2014) ------------------------------------
 # High-accuracy table: (median, mean, sd, shortest 95% lower, upper).

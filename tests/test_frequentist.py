@@ -1,4 +1,4 @@
-"""Tests of the classical meta-analysis estimators in ``trialsynth.frequentist``.
+"""Tests of the classical meta-analysis estimators in ``trialsynth.core.frequentist``.
 
 Golden numbers come from published sources (named beside each one, and in
 ``tests/REFERENCES.md``); everything else is checked against independent computations
@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import optimize, stats
 
-from trialsynth import frequentist as fq
-from trialsynth.effects import log_odds_ratios
+from trialsynth.core import frequentist as fq
+from trialsynth.core.effects import log_odds_ratios
 
-DATASETS = Path(__file__).resolve().parents[1] / "src" / "trialsynth" / "datasets"
+DATASETS = Path(__file__).resolve().parents[1] / "src" / "trialsynth" / "data" / "datasets"
 
 
 def _read(name: str) -> list[dict[str, str]]:

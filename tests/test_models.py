@@ -13,11 +13,12 @@ import pytest
 from arviz_stats.base import array_stats
 from scipy import stats
 
-from trialsynth.data import TrialData, load
-from trialsynth.effects import log_odds_ratios
-from trialsynth.fit import SamplerSettings, fit
-from trialsynth.models import ModelError, ModelSpec
-from trialsynth.priors import PriorSet, parse_prior
+from trialsynth.core.effects import log_odds_ratios
+from trialsynth.core.settings import SamplerSettings
+from trialsynth.data.trials import TrialData, load
+from trialsynth.models.spec import ModelError, ModelSpec
+from trialsynth.priors.prior import PriorSet, parse_prior
+from trialsynth.results.fitting import fit
 
 Z_TOL = 4.0
 
@@ -223,7 +224,7 @@ def test_pymc_prior_matches_its_tau_distribution(text):
     """
     import pymc as pm
 
-    from trialsynth.priors import pymc_variable
+    from trialsynth.priors.prior import pymc_variable
 
     prior = parse_prior(text).resolve(np.array([0.3, 0.5, 0.4]))
     with pm.Model():

@@ -15,12 +15,14 @@ from matplotlib.container import ErrorbarContainer
 from matplotlib.patches import Polygon
 from scipy import stats
 
-from trialsynth import plots
-from trialsynth.data import load
-from trialsynth.diagnostics import Diagnostics
-from trialsynth.fit import SamplerSettings, fit
-from trialsynth.models import ModelSpec
-from trialsynth.queries import benefit_curve
+from trialsynth.core.settings import SamplerSettings
+from trialsynth.data.trials import load
+from trialsynth.engines.diagnostics import Diagnostics
+from trialsynth.models.spec import ModelSpec
+from trialsynth.report import plots
+from trialsynth.results.exact import ExactFit
+from trialsynth.results.fitting import fit
+from trialsynth.results.queries import benefit_curve
 
 SMALL = SamplerSettings(draws=1000, tune=500, seed=20261125)
 
@@ -229,7 +231,7 @@ def test_rank_and_trace_plots(ivig) -> None:
 
 def test_diagnostics_figures_need_chains(ivig) -> None:
     with pytest.raises(ValueError, match="need MCMC chains"):
-        plots.rank_plot(replace(ivig, engine="exact"))
+        plots.rank_plot(ExactFit(tree=ivig.tree, provenance=ivig.provenance))
 
 
 def test_save_figure_png_300dpi_svg_reproducible(ivig, tmp_path) -> None:

@@ -1,6 +1,6 @@
 """Tests of the PRIOR grammar (INTERFACE.md) and of the tau-scale prior densities.
 
-Densities are checked against scipy by a route independent of ``trialsynth.priors``:
+Densities are checked against scipy by a route independent of ``trialsynth.priors.prior``:
 draw or transform the *stated* quantity (tau, tau^2 or the precision 1/tau^2) with scipy
 and map it to tau ourselves.
 
@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
-from trialsynth.priors import (
+from trialsynth.priors.prior import (
     DEFAULT_BASELINE,
     DEFAULT_MU,
     DEFAULT_TAU,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trialsynth.data import load
-from trialsynth.fit import SamplerSettings, fit
-from trialsynth.queries import QueryError, benefit_curve, parse_query
+from trialsynth.core.settings import SamplerSettings
+from trialsynth.data.trials import load
+from trialsynth.results.fitting import fit
+from trialsynth.results.queries import QueryError, benefit_curve, parse_query
 
 
 @pytest.fixture(scope="module")

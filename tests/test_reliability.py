@@ -27,22 +27,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trialsynth import fit as fit_module
-from trialsynth.cli import main
-from trialsynth.conflict import CONFLICT_LEVEL, prior_predictive_check
-from trialsynth.data import DataError, TrialData, load
-from trialsynth.fit import SamplerSettings, fit
-from trialsynth.models import ModelSpec, resolve_priors
-from trialsynth.priors import Prior, PriorError, PriorSet, parse_prior
-from trialsynth.results import FitResult
-from trialsynth.safety import (
-    JOURNAL,
-    OutputError,
-    analysis_key,
-    commit_files,
-    prepare_output,
-    recover,
-)
+from trialsynth.cli.app import main
+from trialsynth.core.files import JOURNAL, commit_files, recover
+from trialsynth.core.settings import SamplerSettings
+from trialsynth.data.trials import DataError, TrialData, load
+from trialsynth.engines import mcmc as fit_module
+from trialsynth.models.conflict import CONFLICT_LEVEL, prior_predictive_check
+from trialsynth.models.spec import ModelSpec, resolve_priors
+from trialsynth.priors.prior import Prior, PriorError, PriorSet, parse_prior
+from trialsynth.results.base import FitResult
+from trialsynth.results.fitting import fit
+from trialsynth.results.provenance import analysis_key
+from trialsynth.workflow.safety import OutputError, prepare_output
 
 SMALL = ["--draws", "300", "--tune", "300"]
 TRIALSYNTH = str(Path(sys.executable).with_name("trialsynth"))
@@ -103,7 +99,7 @@ def test_fit_from_redoes_the_saved_analysis(seeded, tmp_path) -> None:
 
 def test_fit_from_rebuilds_data_from_the_stored_table(seeded, tmp_path) -> None:
     # The recorded source is gone (a CSV that was deleted): the stored table is used.
-    from trialsynth.safety import recorded_trials
+    from trialsynth.workflow.safety import recorded_trials
 
     prov = FitResult.load(seeded).provenance | {"data_name": str(tmp_path / "gone.csv")}
     data = recorded_trials(prov, "test")
@@ -112,7 +108,7 @@ def test_fit_from_rebuilds_data_from_the_stored_table(seeded, tmp_path) -> None:
 
 
 def test_fit_from_refuses_changed_data(seeded, tmp_path) -> None:
-    from trialsynth.safety import recorded_trials
+    from trialsynth.workflow.safety import recorded_trials
 
     prov = FitResult.load(seeded).provenance
     table = json.loads(prov["data_table"])
@@ -202,11 +198,11 @@ def test_analysis_key_ignores_versions() -> None:
 CHILD = textwrap.dedent(
     """
     import os, sys, time
-    import trialsynth.safety as safety
-    from trialsynth.results import FitResult
+    import trialsynth.core.files as files
+    from trialsynth.results.base import FitResult
 
     result = FitResult.load(sys.argv[1])
-    real_replace, real_write = os.replace, safety._write_temp
+    real_replace, real_write = os.replace, files._write_temp
     step = 0
 
     def announce():  # say which step is next, then leave time to be killed before it
@@ -223,7 +219,7 @@ CHILD = textwrap.dedent(
         announce()
         return real_write(*args)
 
-    os.replace, safety._write_temp = slow_replace, slow_write
+    os.replace, files._write_temp = slow_replace, slow_write
     result.save(sys.argv[2])
     print("saved", flush=True)
     """

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from trialsynth import report as rep
-from trialsynth.cli import main
-from trialsynth.data import load
-from trialsynth.diagnostics import Diagnostics
-from trialsynth.fit import SamplerSettings, fit
-from trialsynth.models import ModelSpec
+from trialsynth.cli.app import main
+from trialsynth.core.settings import SamplerSettings
+from trialsynth.data.trials import load
+from trialsynth.engines.diagnostics import Diagnostics
+from trialsynth.models.spec import ModelSpec
+from trialsynth.report import report as rep
+from trialsynth.results.fitting import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -129,7 +130,7 @@ def test_numbers_and_text_come_from_the_fit(ivig, written) -> None:
 
 
 def test_future_trial_section(ivig, written) -> None:
-    from trialsynth.assurance import design_trial
+    from trialsynth.analysis.assurance import design_trial
 
     md = written.markdown.read_text()
     section = md[md.index("## A future trial") : md.index("## Reproducibility")]

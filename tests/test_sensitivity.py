@@ -1,4 +1,4 @@
-"""Tests of sensitivity runs (``trialsynth.sensitivity``, ``trialsynth sensitivity``).
+"""Tests of sensitivity runs (``trialsynth.analysis.sensitivity``, ``trialsynth sensitivity``).
 
 Numbers: crins2014 under HalfNormal(0.5) through the grid path against the bayesmeta
 high-accuracy values (``/work/shared/data/validation/README.md``); tau^2 and precision
@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from trialsynth import sensitivity as sens
-from trialsynth.cli import main
-from trialsynth.data import load
-from trialsynth.fit import SamplerSettings
-from trialsynth.spec import AnalysisSpec, load_spec
+from trialsynth.analysis import sensitivity as sens
+from trialsynth.cli.app import main
+from trialsynth.core.settings import SamplerSettings
+from trialsynth.data.trials import load
+from trialsynth.models.analysis import AnalysisSpec, load_spec
 
 #: crins2014 high-accuracy posterior (bayesmeta 3.4, delta=1e-5, epsilon=1e-8; Roever 2020
 #: J Stat Softw 93(6) setting: mu ~ N(0, 4^2), tau ~ HN(0.5)), validation README.
@@ -41,7 +41,7 @@ SMALL = SamplerSettings(draws=1000, tune=500, seed=7)
 
 
 def crins_spec(sensitivity: dict, **kw) -> AnalysisSpec:
-    from trialsynth.priors import PriorSet
+    from trialsynth.priors.prior import PriorSet
 
     return AnalysisSpec(
         name="crins",
@@ -241,7 +241,7 @@ def test_tau2_and_precision_priors_of_the_grid_match_scipy(crins, prior, scipy_t
     """The PyMC model a scenario fits has the stated prior on tau (prior draws vs scipy)."""
     import pymc as pm
 
-    from trialsynth.models import build_model, resolve_priors
+    from trialsynth.models.spec import build_model, resolve_priors
 
     (scenario,) = [
         s for s in sens.plan(crins_spec({"tau": prior, "engine": "mcmc"}), crins) if not s.main
@@ -260,7 +260,7 @@ def test_tau2_and_precision_priors_of_the_grid_match_scipy(crins, prior, scipy_t
 
 def test_psense_flags_an_informative_mu_prior(crins, tmp_path) -> None:
     # mu ~ N(0, 0.2) against crins2014's mu near -1.6 (sd 0.33): the prior dominates
-    from trialsynth.priors import parse_prior
+    from trialsynth.priors.prior import parse_prior
 
     spec = crins_spec({"tau": "half-normal(0.5)"})
     spec = replace(spec, priors=replace(spec.priors, mu=parse_prior("normal(0, 0.2)", "mu")))
@@ -318,9 +318,9 @@ def test_resume_after_interruption_runs_only_the_rest(mcmc_plan, uninterrupted, 
 
 
 def test_failed_scenario_is_reported_and_retried(crins, tmp_path, monkeypatch) -> None:
-    import trialsynth.fit
+    import trialsynth.results.fitting
 
-    real = trialsynth.fit.fit
+    real = trialsynth.results.fitting.fit
 
     def flaky(data, **kw):
         if str(kw["priors"].tau) == "half-normal(1)":
@@ -328,7 +328,7 @@ def test_failed_scenario_is_reported_and_retried(crins, tmp_path, monkeypatch) -
         return real(data, **kw)
 
     plan = sens.plan(crins_spec({"tau": ["half-normal(0.5)", "half-normal(1)"]}), crins)
-    monkeypatch.setattr(trialsynth.fit, "fit", flaky)
+    monkeypatch.setattr(trialsynth.results.fitting, "fit", flaky)
     first = sens.run(plan, tmp_path)
     failed = [r for r in first.rows if r["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["settings"]["tau"] == "half-normal(1)"
@@ -339,7 +339,7 @@ def test_failed_scenario_is_reported_and_retried(crins, tmp_path, monkeypatch) -
     frame = first.frame()
     assert frame.loc[frame["status"] == "failed", "error"].str.contains("solver exploded").all()
 
-    monkeypatch.setattr(trialsynth.fit, "fit", real)
+    monkeypatch.setattr(trialsynth.results.fitting, "fit", real)
     second = sens.run(plan, tmp_path)
     assert second.ran == [failed[0]["key"]]  # only the failed one is attempted again
     assert all(r["status"] == "ok" for r in second.rows)
@@ -371,7 +371,7 @@ def test_dask_local_cluster_gives_the_local_table(mcmc_plan, uninterrupted, tmp_
 @pytest.mark.parametrize("model", ["binomial-normal", "normal-normal"])
 def test_log_prior_and_likelihood_for_psense_match_scipy(crins, model) -> None:
     """The numpy log likelihood and log prior given to psense, against scipy per draw."""
-    from trialsynth.fit import fit
+    from trialsynth.results.fitting import fit
 
     (s,) = sens.plan(replace(crins_spec({"engine": "mcmc"}), model=model), crins)
     res = fit(s.data, spec=s.spec, priors=s.priors, settings=SMALL, reusable=True)
@@ -537,7 +537,7 @@ def test_cli_spec_without_section(tmp_path) -> None:
 
 
 def test_sensitivity_plot_structure(uninterrupted) -> None:
-    from trialsynth.plots import sensitivity_plot
+    from trialsynth.report.plots import sensitivity_plot
 
     rows = [*uninterrupted.rows, {"scenario": 3, "label": "broken", "status": "failed"}]
     fig = sensitivity_plot(rows, title="t")
@@ -558,7 +558,7 @@ def test_sensitivity_plot_structure(uninterrupted) -> None:
 
 def test_numbers_do_not_depend_on_which_scenario_compiled(mcmc_plan, uninterrupted) -> None:
     """A worker compiling on another scenario of the structure gives identical numbers."""
-    from trialsynth.fit import clear_cache
+    from trialsynth.engines.mcmc import clear_cache
 
     clear_cache()
     last_first = [sens.fit_scenario(s.task()) for s in reversed(mcmc_plan)][::-1]
@@ -569,7 +569,7 @@ def test_numbers_do_not_depend_on_which_scenario_compiled(mcmc_plan, uninterrupt
 
 def test_binomial_scenarios_reuse_the_compiled_model_exactly(crins) -> None:
     """Binomial-normal (integer pm.Data, baseline prior, psense with alpha) in any order."""
-    from trialsynth.fit import clear_cache
+    from trialsynth.engines.mcmc import clear_cache
 
     spec = replace(
         crins_spec({"tau": ["half-normal(0.5)", "half-normal(1)"], "engine": "mcmc"}),

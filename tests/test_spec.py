@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from trialsynth.fit import SamplerSettings
-from trialsynth.models import ModelError, ModelSpec
-from trialsynth.priors import PriorSet, parse_prior
-from trialsynth.spec import AnalysisSpec, SpecError, load_spec
+from trialsynth.core.settings import SamplerSettings
+from trialsynth.models.analysis import AnalysisSpec, SpecError, load_spec
+from trialsynth.models.spec import ModelError, ModelSpec
+from trialsynth.priors.prior import PriorSet, parse_prior
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 SECTIONS = "analysis, data, model, priors, sampler, output, sensitivity, queries"

@@ -14,16 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trialsynth.cli import main
-from trialsynth.data import TrialData, load
-from trialsynth.diagnostics import probability_mcse
-from trialsynth.fit import SamplerSettings, fit, parameter_names
-from trialsynth.frequentist import meta_regression
-from trialsynth.models import ModelError, ModelSpec
-from trialsynth.priors import PriorError, PriorSet, parse_prior
-from trialsynth.queries import QueryError
-from trialsynth.results import FitResult
-from trialsynth.spec import SpecError, load_spec
+from trialsynth.cli.app import main
+from trialsynth.core.frequentist import meta_regression
+from trialsynth.core.settings import SamplerSettings
+from trialsynth.data.trials import TrialData, load
+from trialsynth.engines.diagnostics import probability_mcse
+from trialsynth.engines.mcmc import parameter_names
+from trialsynth.models.analysis import SpecError, load_spec
+from trialsynth.models.spec import ModelError, ModelSpec
+from trialsynth.priors.prior import PriorError, PriorSet, parse_prior
+from trialsynth.results.base import FitResult
+from trialsynth.results.fitting import fit
+from trialsynth.results.queries import QueryError
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 SMALL = SamplerSettings(draws=1000, tune=500, seed=41)
@@ -255,7 +257,7 @@ def test_estimated_nu_draws_are_used_per_draw(tmp_path) -> None:
     """fit.derive rebuilds theta from the scale mixture and draws theta_new with each nu."""
     import xarray as xr
 
-    from trialsynth.fit import derive
+    from trialsynth.engines.mcmc import derive
 
     data = _outlier_data(tmp_path, 0.4)
     spec = ModelSpec(random_effects="student-t", nu=None)
@@ -299,7 +301,7 @@ def test_estimated_nu_fit_records_its_prior() -> None:
     # the report's posterior figure draws the prior predictive with nu from its prior
     import matplotlib.pyplot as plt
 
-    from trialsynth.plots import posterior_plot
+    from trialsynth.report.plots import posterior_plot
 
     fig = posterior_plot(res, prior_draws=2000)
     assert fig.axes

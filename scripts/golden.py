@@ -1,0 +1,302 @@
+"""Golden-output harness: a battery of analyses whose every number must not move by accident.
+
+Each case runs a ``trialsynth`` command in this process (``trialsynth.cli.app.main``) and keeps
+what it printed as JSON (or a JSON file it wrote), without what legitimately varies between
+runs (wall times, versions, paths). ``--record`` writes ``tests/golden/<case>.json``;
+``tests/test_golden.py`` reruns the cases and compares every number exactly.
+
+Usage: .venv/bin/python scripts/golden.py --record [CASE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden"
+
+#: Keys whose values vary between identical runs (timings, versions, places, dates).
+VOLATILE = {
+    "wall_s",
+    "timings",
+    "versions",
+    "path",
+    "out",
+    "folder",
+    "created",
+    "generated",
+    "date",
+    "python",
+    "figures",
+    "files",
+    "fit_dir",
+    "source_path",
+    "cache",
+    "compile",
+    "seconds",
+}
+
+# (name, argv before the JSON flag, output) -- output "stdout" parses what was printed;
+# "file:NAME" reads NAME from the case's --out folder. "{fit:CASE}" is the folder of an
+# earlier case's fit. Every MCMC case uses a small, fixed sampler setting.
+SMALL = ["--draws", "500", "--tune", "500", "--seed", "7"]
+CASES: list[tuple[str, list[str], str, bool]] = [
+    # name, argv, output, mcmc
+    ("fit_ivig_bn", ["fit", "ivig_rm", "--seed", "20261125"], "stdout", True),
+    ("fit_ivig_nn_exact", ["fit", "ivig_rm", "--model", "normal-normal"], "stdout", False),
+    (
+        "fit_ivig_nn_mcmc",
+        ["fit", "ivig_rm", "--model", "normal-normal", "--engine", "mcmc", *SMALL],
+        "stdout",
+        True,
+    ),
+    (
+        "fit_ivig_nn_both",
+        ["fit", "crins2014", "--model", "normal-normal", "--engine", "both", *SMALL],
+        "stdout",
+        True,
+    ),
+    ("fit_bcg_ce", ["fit", "bcg", "--model", "common-effect", *SMALL], "stdout", True),
+    (
+        "fit_ivig_student_t",
+        ["fit", "ivig_rm", "--random-effects", "student-t", *SMALL],
+        "stdout",
+        True,
+    ),
+    (
+        "fit_ivig_nu_prior",
+        [
+            "fit",
+            "crins2014",
+            "--model",
+            "normal-normal",
+            "--random-effects",
+            "student-t",
+            "--nu-prior",
+            "gamma(2, 0.1)",
+            *SMALL,
+        ],
+        "stdout",
+        True,
+    ),
+    (
+        "fit_ivig_subgroup_shared",
+        ["fit", "ivig_rm", "--subgroup", "population", *SMALL],
+        "stdout",
+        True,
+    ),
+    (
+        "fit_ivig_subgroup_separate_exact",
+        [
+            "fit",
+            "ivig_rm",
+            "--model",
+            "normal-normal",
+            "--subgroup",
+            "population",
+            "--subgroup-tau",
+            "separate",
+        ],
+        "stdout",
+        False,
+    ),
+    (
+        "fit_bcg_metareg",
+        ["fit", "bcg", "--model", "normal-normal", "--covariate", "ablat", *SMALL],
+        "stdout",
+        True,
+    ),
+    (
+        "fit_bcg_bn_baseline_logistic",
+        ["fit", "bcg", "--baseline-prior", "logistic(0, 1)", "--mu-prior", "normal(0, 1)", *SMALL],
+        "stdout",
+        True,
+    ),
+]
+# The heterogeneity prior forms, each through the exact engine.
+for i, tau in enumerate(
+    [
+        "half-cauchy(0.5)",
+        "half-t(3, 0.5)",
+        "uniform(0, 4)",
+        "log-normal(-1, 1)",
+        "exponential(2)",
+        "tau2:uniform(0, 4)",
+        "tau2:log-normal(-3.52, 1.74)",
+        "precision:gamma(0.001, 0.001)",
+        "uniform-shrinkage",
+        "dumouchel",
+        "turner(obstetric, pharm-placebo)",
+    ]
+):
+    CASES.append(
+        (
+            f"fit_crins_tau{i:02d}",
+            ["fit", "crins2014", "--model", "normal-normal", "--tau-prior", tau],
+            "stdout",
+            False,
+        )
+    )
+CASES += [
+    (
+        "fit_crins_flat_mu",
+        ["fit", "crins2014", "--model", "normal-normal", "--mu-prior", "normal(0, 100)"],
+        "stdout",
+        False,
+    ),
+    (
+        "query_ivig_bn",
+        [
+            "query",
+            "{fit:fit_ivig_bn}",
+            "P(OR > 1)",
+            "P(OR < 0.8)",
+            "P(0.8 < OR < 1.25)",
+            "P(OR_new > 1)",
+            "P(OR[Coulam 1995] > 1)",
+        ],
+        "stdout",
+        True,
+    ),
+    (
+        "query_ivig_nn_exact",
+        [
+            "query",
+            "{fit:fit_ivig_nn_exact}",
+            "P(OR > 1)",
+            "P(OR_new > 1.2)",
+            "P(OR[Coulam 1995] > 1)",
+        ],
+        "stdout",
+        False,
+    ),
+    (
+        "query_subgroups",
+        ["query", "{fit:fit_ivig_subgroup_separate_exact}", "P(OR[secondary] > OR[primary])"],
+        "stdout",
+        False,
+    ),
+    (
+        "design_ivig_bn",
+        ["design", "{fit:fit_ivig_bn}", "--n-range", "100:500:200", "--sims", "2000"],
+        "stdout",
+        True,
+    ),
+    (
+        "design_ivig_nn_posterior",
+        [
+            "design",
+            "{fit:fit_ivig_nn_exact}",
+            "--n-per-arm",
+            "300",
+            "--criterion",
+            "posterior",
+            "--sims",
+            "2000",
+            "--control-rate",
+            "0.5",
+        ],
+        "stdout",
+        False,
+    ),
+    ("sensitivity_ivig", ["sensitivity", "models/ivig_rm.toml", "--out", "{out}"], "stdout", True),
+    (
+        "compare_crins",
+        ["compare", "crins2014", "--models", "normal,common-effect", *SMALL],
+        "stdout",
+        True,
+    ),
+    ("report_ivig_nn", ["report", "{fit:fit_ivig_nn_exact}"], "file:report.json", False),
+    (
+        "run_ivig_secondary",
+        ["run", "models/ivig_rm_secondary.toml", "--out", "{out}"],
+        "file:summary.json",
+        True,
+    ),
+]
+FIT_CASES = {name for name, argv, _, _ in CASES if argv[0] == "fit"}
+
+
+def strip(value: Any) -> Any:
+    """Drop the volatile keys, recursively."""
+    if isinstance(value, dict):
+        return {k: strip(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [strip(v) for v in value]
+    return value
+
+
+def _invoke(argv: list[str]) -> tuple[int, str]:
+    from trialsynth.cli.app import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(argv)
+    return code, buf.getvalue()
+
+
+def _parse(text: str) -> Any:
+    """One JSON document, or one object a line (``query --json``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def run_case(name: str, work: Path) -> Any:
+    """Run one case (and the fits it needs) in ``work``; return its stripped output."""
+    spec = {c[0]: c for c in CASES}[name]
+    _, argv, output, _ = spec
+    out = work / name
+    argv = [a.replace("{out}", str(out)) for a in argv]
+    for i, a in enumerate(argv):
+        if a.startswith("{fit:"):
+            dep = a[5:-1]
+            if not (work / dep / "summary.json").exists():
+                run_case(dep, work)
+            argv[i] = str(work / dep)
+    if argv[0] == "fit":
+        argv = [*argv, "--out", str(out), "--json"]
+    elif output == "stdout":
+        argv = [*argv, "--json"]
+    code, text = _invoke(argv)
+    if code != 0:
+        raise RuntimeError(f"{name}: exit {code}: {' '.join(argv)}")
+    if output == "stdout":
+        result = _parse(text)
+    else:
+        where = out if argv[0] == "run" else Path(argv[1])
+        result = json.loads((where / output[5:]).read_text())
+    return strip(result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Record (or print) the golden outputs."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("cases", nargs="*", help="case names (default: all)")
+    ap.add_argument("--record", action="store_true", help="write tests/golden/*.json")
+    args = ap.parse_args(argv)
+    names = args.cases or [c[0] for c in CASES]
+    work = Path(tempfile.mkdtemp(prefix="golden-"))
+    try:
+        for name in names:
+            result = run_case(name, work)
+            if args.record:
+                GOLDEN.mkdir(parents=True, exist_ok=True)
+                (GOLDEN / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+            print(f"{name}: ok", file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Analyses on top of results: agreement, prior-data conflict, LOO, assurance, sensitivity."""

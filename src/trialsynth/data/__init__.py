@@ -1,0 +1,1 @@
+"""Trial data: arm-level and contrast-level trials, readers, shipped datasets."""

@@ -1,0 +1,1 @@
+"""Engines: exact (quadrature) and MCMC (nutpie), and the convergence checks."""

@@ -1,0 +1,270 @@
+"""The MCMC engine: the PyMC model compiled with nutpie, sampled, derived, checked.
+
+The compiled model is the expensive part (a few seconds of numba compilation against
+~0.2 s of sampling), so compiled models are kept in a per-process cache keyed by
+:func:`trialsynth.models.spec.structure_key`; a later fit with the same structure but other
+data values or prior hyperparameters reuses it through ``with_data``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from trialsynth.core.settings import MAX_BINOMIAL_ARM, RETRY_TARGET_ACCEPT, SamplerSettings
+from trialsynth.engines.base import EngineFit, Progress, _quiet
+from trialsynth.engines.diagnostics import check
+from trialsynth.models.spec import (
+    ModelError,
+    ModelSpec,
+    build_model,
+    design,
+    model_values,
+    structure_key,
+)
+from trialsynth.priors.prior import PriorSet
+
+if TYPE_CHECKING:
+    from trialsynth.data.trials import TrialData
+    from trialsynth.models.problem import Problem
+
+_COMPILED: dict[tuple[Any, ...], Any] = {}
+
+
+def compiled_model(
+    spec: ModelSpec, data: TrialData, priors: PriorSet, *, reusable: bool = True
+) -> tuple[Any, bool]:
+    """The nutpie compiled model for this analysis, and whether it was compiled now.
+
+    ``reusable=True`` compiles with data and hyperparameters as inputs, so later fits
+    of the same structure only swap values (``with_data``). ``reusable=False`` freezes
+    them into the graph, which compiles about twice as fast: right for a process that
+    fits once (the CLI's ``fit`` and ``run``).
+    """
+    import nutpie
+
+    values = model_values(spec, data, priors)
+    key = structure_key(spec, data, priors)
+    if not reusable:
+        blob = b"".join(
+            k.encode() + np.ascontiguousarray(v).tobytes() for k, v in sorted(values.items())
+        )
+        key += ("frozen", hashlib.sha256(blob).hexdigest())
+    base = _COMPILED.get(key)
+    fresh = base is None
+    if base is None:
+        model = build_model(spec, data, priors)
+        base = nutpie.compile_pymc_model(model, freeze_model=not reusable)
+        _COMPILED[key] = base
+        _MODELS[key] = model
+    if reusable:
+        # nutpie draws initial points from the PyMC model, whose pm.Data still hold the
+        # values of the fit that compiled it: set them, so a reused model starts (and so
+        # samples) exactly as a freshly compiled one would.
+        for name, value in values.items():
+            shared = _MODELS[key][name]  # pm.Data stores counts as int32: cast like it
+            shared.set_value(np.asarray(value, dtype=shared.type.dtype))
+    return (base.with_data(**values) if reusable else base), fresh
+
+
+#: The PyMC model behind each compiled model (see :func:`compiled_model`).
+_MODELS: dict[tuple[Any, ...], Any] = {}
+
+
+def clear_cache() -> None:
+    """Forget compiled models (for benchmarks of cold compilation)."""
+    _COMPILED.clear()
+    _MODELS.clear()
+
+
+def _sample(compiled: Any, settings: SamplerSettings) -> Any:
+    import nutpie
+
+    return nutpie.sample(
+        compiled,
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        cores=min(settings.chains, 2),
+        seed=settings.seed,
+        target_accept=settings.target_accept,
+        save_warmup=False,
+        progress_bar=False,
+    )
+
+
+def derive(raw: Any, spec: ModelSpec, data: TrialData, seed: int) -> Any:
+    """Replace the sampler's posterior by the quantities trialsynth reports.
+
+    ``theta_i = mu_i + tau_i z_i`` (``mu_i`` includes the trial's subgroup mean and
+    ``x_i beta``; the common-effect model has ``theta_i = mu_i``) and the predictive
+    ``theta_new`` are computed from the draws, exactly. For subgroup fits ``mu`` is the
+    unweighted average of the subgroup means, ``tau`` the shared SD (or the root mean
+    square of the subgroup SDs), and ``theta_new`` a future trial in a subgroup drawn
+    with equal probability; per subgroup: ``mu_subgroup``, ``tau_subgroup``,
+    ``theta_new_subgroup``.
+    """
+    import xarray as xr
+
+    des = design(spec, data)
+    post = raw["posterior"].to_dataset()
+    studies = list(data.study)
+    rng = np.random.default_rng([seed, 1])
+    out = xr.Dataset(coords={"chain": post["chain"], "draw": post["draw"], "study": studies})
+    chains_draws = post["mu_subgroup" if des.levels else "mu"].shape[:2]
+
+    def eps(shape: tuple[int, ...]) -> np.ndarray:
+        if spec.random_effects == "student-t":
+            if spec.nu is None:  # estimated: one t draw per posterior draw of nu
+                nu = post["nu"].values.reshape(post["nu"].shape + (1,) * (len(shape) - 2))
+                return rng.standard_t(np.broadcast_to(nu, shape))
+            return rng.standard_t(spec.nu, size=shape)
+        return rng.standard_normal(size=shape)
+
+    if des.levels:
+        mu_g = post["mu_subgroup"].values  # (chain, draw, level)
+        mu_i = mu_g[..., des.group]
+        if spec.random_effects is None:
+            tau_g = np.zeros_like(mu_g)
+        elif spec.separate_tau:
+            tau_g = post["tau_subgroup"].values
+        else:
+            tau_g = np.repeat(post["tau"].values[..., None], len(des.levels), axis=-1)
+        tau_i = tau_g[..., des.group]
+        new_g = mu_g + tau_g * eps(mu_g.shape) if spec.random_effects else mu_g.copy()
+        pick = rng.integers(len(des.levels), size=chains_draws)
+        sub = {"subgroup": list(des.levels)}
+        out["mu_subgroup"] = (("chain", "draw", "subgroup"), mu_g)
+        out["tau_subgroup"] = (("chain", "draw", "subgroup"), tau_g)
+        out["theta_new_subgroup"] = (("chain", "draw", "subgroup"), new_g)
+        out = out.assign_coords(sub)
+        out["mu"] = (("chain", "draw"), mu_g.mean(axis=-1))
+        out["tau"] = (("chain", "draw"), np.sqrt((tau_g**2).mean(axis=-1)))
+        out["theta_new"] = (
+            ("chain", "draw"),
+            np.take_along_axis(new_g, pick[..., None], -1)[..., 0],
+        )
+    else:
+        mu = post["mu"].values
+        tau = post["tau"].values if spec.random_effects is not None else np.zeros_like(mu)
+        mu_i = np.repeat(mu[..., None], data.k, axis=-1)
+        tau_i = np.repeat(tau[..., None], data.k, axis=-1)
+        out["mu"] = (("chain", "draw"), mu)
+        out["tau"] = (("chain", "draw"), tau)
+        new = mu + tau * eps(mu.shape) if spec.random_effects else mu.copy()
+        out["theta_new"] = (("chain", "draw"), new)
+    if des.covariates:
+        beta = post["beta"].values  # (chain, draw, p)
+        mu_i = mu_i + np.einsum("cdp,kp->cdk", beta, des.x)
+        out["beta"] = (("chain", "draw", "covariate"), beta)
+        out = out.assign_coords(covariate=list(des.covariates))
+        # the covariates are centred at their mean: mu is the effect at these values
+        out = out.assign_coords(covariate_centre=("covariate", list(des.centre)))
+    if spec.estimate_nu:  # scale-mixture form of the t (models.build_model)
+        z = post["z_normal"].values * np.sqrt(post["z_scale2"].values)
+    elif spec.random_effects is not None:
+        z = post["z"].values
+    theta = mu_i + tau_i * z if spec.random_effects is not None else mu_i
+    out["theta"] = (("chain", "draw", "study"), theta)
+    if "alpha" in post:
+        out["alpha"] = (("chain", "draw", "study"), post["alpha"].values)
+    if spec.estimate_nu:
+        out["nu"] = (("chain", "draw"), post["nu"].values)
+    raw["posterior"] = xr.DataTree(out)
+    return raw
+
+
+def parameter_names(spec: ModelSpec, tree: Any) -> list[str]:
+    """The parameters whose convergence is checked (sampled ones and theta)."""
+    names = ["mu", "theta", "mu_subgroup", "beta", "nu"]
+    if spec.random_effects is not None:  # (common effect: tau = 0, nothing to check)
+        names += ["tau", "tau_subgroup"]
+    if spec.likelihood == "binomial":
+        names.append("alpha")
+    return [n for n in names if n in tree["posterior"]]
+
+
+def check_sampleable(spec: ModelSpec, data: TrialData) -> None:
+    """Refuse, before compiling, an MCMC fit that cannot be sampled reliably.
+
+    Raises
+    ------
+    ModelError
+        A binomial likelihood with an arm larger than :data:`MAX_BINOMIAL_ARM`.
+    """
+    if spec.likelihood != "binomial" or data.kind != "arm":
+        return
+    assert data.n_t is not None and data.n_c is not None
+    sizes = np.maximum(data.n_t, data.n_c)
+    i = int(np.argmax(sizes))
+    if sizes[i] > MAX_BINOMIAL_ARM:
+        raise ModelError(
+            f"{data.name}: trial {data.study[i]!r} has an arm of {int(sizes[i]):,} participants;"
+            f" the binomial likelihood is sampled for arms up to {MAX_BINOMIAL_ARM:,} (larger"
+            " ones are too precise for NUTS): use --model normal-normal, whose normal"
+            " approximation is exact at these sizes"
+        )
+
+
+@dataclass(frozen=True)
+class MCMCEngine:
+    """NUTS via nutpie, with one refit at ``target_accept=0.99`` after divergences.
+
+    Attributes
+    ----------
+    retry_divergences : bool
+        After divergent transitions, refit once at :data:`RETRY_TARGET_ACCEPT` (same seed)
+        and record the refit.
+    reusable : bool
+        Compile the model reusably (data and hyperparameters as inputs) so later fits of
+        the same structure in this process only swap values (see :func:`compiled_model`).
+    """
+
+    retry_divergences: bool = True
+    reusable: bool = True
+    name: str = "mcmc"
+
+    def fit(
+        self, problem: Problem, settings: SamplerSettings, *, progress: Progress = _quiet
+    ) -> EngineFit:
+        """Compile (or reuse), sample, derive theta/theta_new, check; refit if it diverged."""
+        spec, data, priors = problem.spec, problem.data, problem.priors
+        check_sampleable(spec, data)
+        timings: dict[str, float] = {}
+        progress("compile")
+        t0 = time.perf_counter()
+        compiled, fresh = compiled_model(spec, data, priors, reusable=self.reusable)
+        timings["compile_s" if fresh else "reuse_compiled_s"] = time.perf_counter() - t0
+        progress("sample")
+        t0 = time.perf_counter()
+        raw = derive(_sample(compiled, settings), spec, data, settings.seed)
+        timings["sample_s"] = time.perf_counter() - t0
+        progress("diagnostics")
+        t0 = time.perf_counter()
+        diag = check(raw, parameter_names(spec, raw))
+        refits: list[dict[str, Any]] = []
+        if (
+            self.retry_divergences
+            and diag.divergences
+            and settings.target_accept < RETRY_TARGET_ACCEPT
+        ):
+            first = diag
+            settings = replace(settings, target_accept=RETRY_TARGET_ACCEPT)
+            progress("refit")
+            raw = derive(_sample(compiled, settings), spec, data, settings.seed)
+            diag = check(raw, parameter_names(spec, raw))
+            refits.append(
+                {
+                    "reason": f"{first.divergences} divergent transition(s)",
+                    "target_accept": RETRY_TARGET_ACCEPT,
+                    "divergences_after": diag.divergences,
+                }
+            )
+        timings["diagnostics_s"] = time.perf_counter() - t0
+        return EngineFit(
+            tree=raw, settings=settings, diagnostics=diag, refits=tuple(refits), timings=timings
+        )

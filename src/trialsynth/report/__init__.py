@@ -1,0 +1,1 @@
+"""Figures and the report (jinja2 templates)."""

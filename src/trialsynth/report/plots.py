@@ -1,0 +1,1009 @@
+"""Report figures. One function per figure, keyword-only options, returning the figure.
+
+The caller saves (:func:`save_figure` writes PNG at 300 dpi and SVG). Colours are from
+the Okabe-Ito palette (colour-blind safe) and every mark also differs in shape, fill or
+line style, so figures stay readable in greyscale. Figures are drawn from a
+:class:`~trialsynth.results.base.FitResult`, fresh or loaded from a FIT folder.
+
+Figures: :func:`forest_plot` (the meta-analysis forest plot), :func:`posterior_plot`
+(pooled OR and OR of a new trial, prior overlaid), :func:`tau_plot` (heterogeneity prior
+vs posterior), :func:`benefit_plot` (P(OR > c)), :func:`subgroup_plot` (subgroup forest),
+:func:`rank_plot` and :func:`trace_plot` (MCMC diagnostics of the hyperparameters, with
+arviz-plots).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from trialsynth.core.effects import log_odds_ratios
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from trialsynth.results.base import FitResult
+
+OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky": "#56B4E9",
+    "green": "#009E73",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
+}
+#: Chain colours and line styles of the diagnostics figures (distinct in greyscale too).
+CHAIN_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000")
+CHAIN_STYLES = ("-", "--", ":", "-.")
+#: Classical estimators shown on the forest plot by default, and their row labels.
+CLASSICAL_LABELS = {
+    "mh": "Mantel-Haenszel (common effect)",
+    "peto": "Peto (common effect)",
+    "iv": "Inverse variance (common effect)",
+    "dl": "DerSimonian-Laird (random effects)",
+    "reml": "REML (random effects)",
+    "pm": "Paule-Mandel (random effects)",
+    "dl_hk": "DL + Hartung-Knapp (random effects)",
+}
+#: How the data confidence of a row is printed and marked on the forest plot.
+CONFIDENCE_MARKS = {
+    "high": ("printed", ""),
+    "medium": ("from %", " *"),
+    "reconstructed": ("reconstructed", " \u2020"),
+}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Figure, folder: str | Path, stem: str) -> dict[str, Path]:
+    """Save ``fig`` as ``<stem>.png`` (300 dpi) and ``<stem>.svg`` in ``folder``.
+
+    Both files are reproducible byte for byte (no timestamps, fixed SVG ids).
+
+    Returns
+    -------
+    dict
+        ``{"png": path, "svg": path}``.
+    """
+    import matplotlib
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"png": folder / f"{stem}.png", "svg": folder / f"{stem}.svg"}
+    with matplotlib.rc_context({"svg.hashsalt": "trialsynth", "svg.fonttype": "path"}):
+        fig.savefig(paths["png"], dpi=300, metadata={"Software": None})
+        fig.savefig(paths["svg"], metadata={"Date": None, "Creator": None})
+    return paths
+
+
+def _log_or_axis(ax: Axes, lo: float, hi: float) -> None:
+    """Log-scale odds-ratio axis with plain tick labels between ``lo`` and ``hi``."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_xlim(max(lo, 1e-3), min(hi, 1e3))
+    ticks = [
+        t
+        for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+        if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]
+    ]
+    if len(ticks) < 4:  # a narrow range: finer ticks
+        fine = (0.25, 0.33, 0.5, 0.67, 0.8, 1, 1.25, 1.5, 2, 3, 4)
+        ticks = [t for t in fine if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _fmt_or(d: dict[str, float]) -> str:
+    return f"{d['median']:.2f} [{d['q025']:.2f}, {d['q975']:.2f}]"
+
+
+def _observed(fit: FitResult) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """Observed log-ORs, their 95% CI half-widths, and (treatment, control) count labels."""
+    frame = fit.data_frame.set_index("study").loc[fit.studies]
+    if {"events_t", "n_t", "events_c", "n_c"} <= set(frame.columns):
+        lor = log_odds_ratios(frame["events_t"], frame["n_t"], frame["events_c"], frame["n_c"])
+        y, se = lor.y, lor.se
+        counts = [
+            (f"{int(r.events_t)}/{int(r.n_t)}", f"{int(r.events_c)}/{int(r.n_c)}")
+            for r in frame.itertuples()
+        ]
+    else:
+        y, se = frame["log_or"].to_numpy(float), frame["se"].to_numpy(float)
+        counts = [("", "") for _ in range(len(frame))]
+    return np.asarray(y, float), 1.959964 * np.asarray(se, float), counts
+
+
+def _failed_banner(fig: Figure, fit: FitResult) -> None:
+    """A red banner across the top of a figure of a fit that failed its checks."""
+    if fit.ok:
+        return
+    fig.text(
+        0.99,
+        0.995,
+        "CONVERGENCE FAILED: do not report these numbers",
+        ha="right",
+        va="top",
+        color="white",
+        fontsize=9,
+        weight="bold",
+        bbox={"facecolor": OKABE_ITO["vermillion"], "edgecolor": "none", "pad": 3},
+    )
+
+
+def forest_plot(
+    fit: FitResult,
+    *,
+    treatment: str = "treatment",
+    control: str = "control",
+    title: str | None = None,
+    classical: Sequence[str] = ("mh", "dl", "reml"),
+) -> Figure:
+    """Meta-analysis forest plot on the odds-ratio scale.
+
+    One row per trial: the observed OR with its 95% CI (open square), the shrunken
+    posterior OR with its 95% credible interval (filled circle), events/total per arm,
+    both intervals printed, and the data confidence of the row (printed counts; ``*``
+    counts from printed percentages; ``†`` counts reconstructed from pooled totals, also
+    shaded). Below: the pooled OR (diamond), the 95% predictive interval of a new trial,
+    and the classical pooled ORs of ``summary()["frequentist"]`` (triangles).
+
+    Parameters
+    ----------
+    fit : FitResult
+        A fitted meta-analysis.
+    treatment, control : str
+        Arm names for the "favours" labels and the counts header.
+    title : str, optional
+        Figure title.
+    classical : sequence of str
+        Keys of ``summary()["frequentist"]`` to show (``mh``, ``peto``, ``iv``, ``dl``,
+        ``reml``, ``pm``, ``dl_hk``); estimators missing from the fit are skipped.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Its axes has one y tick per row, top to bottom: the trials, ``Pooled (random
+        effects)``, ``Predicted for a new trial``, then the classical estimators.
+    """
+    plt = _pyplot()
+    from matplotlib.transforms import blended_transform_factory
+
+    summary = fit.summary()
+    studies = fit.studies
+    k = len(studies)
+    y, half, counts = _observed(fit)
+    frame = fit.data_frame.set_index("study").loc[studies]
+    confidence = (
+        [str(c) for c in frame["confidence"]] if "confidence" in frame.columns else [""] * k
+    )
+    theta = summary["theta"]
+    freq = summary.get("frequentist") or {}
+    unknown = [m for m in classical if m not in CLASSICAL_LABELS]
+    if unknown:
+        raise ValueError(
+            f"forest_plot: unknown classical estimator {unknown[0]!r}; "
+            f"valid: {', '.join(CLASSICAL_LABELS)}"
+        )
+    cl_rows = [(m, freq[m]) for m in classical if isinstance(freq.get(m), dict) and "or" in freq[m]]
+
+    n_rows = k + 2 + len(cl_rows)
+    height = 0.36 * n_rows + 2.6
+    fig = plt.figure(figsize=(13, height))
+    # Left margin from the longest row label (about 0.085 in per character at 10 pt).
+    longest = max(len(s) + 2 for s in [*studies, *(CLASSICAL_LABELS[m] for m, _ in cl_rows)])
+    left = min(max(0.24, (0.085 * longest + 0.3) / 13), 0.36)
+    ax = fig.add_axes((left, 1.35 / height, 0.55 - left, (height - 2.5) / height))
+    ax.set_axisbelow(True)
+    rows = np.arange(n_rows)[::-1].astype(float)  # top row first
+    trial_rows = rows[:k]
+    for r, c in zip(trial_rows, confidence, strict=True):
+        if c == "reconstructed":
+            ax.axhspan(r - 0.5, r + 0.5, color="0.9", zorder=0, lw=0)
+
+    ax.errorbar(
+        np.exp(y),
+        trial_rows + 0.16,
+        xerr=[np.exp(y) - np.exp(y - half), np.exp(y + half) - np.exp(y)],
+        fmt="s",
+        mfc="white",
+        mec=OKABE_ITO["black"],
+        ecolor=OKABE_ITO["black"],
+        ms=5,
+        capsize=0,
+        lw=1,
+        label="observed OR (95% CI)",
+    )
+    shr = np.array([[t["or"]["median"], t["or"]["q025"], t["or"]["q975"]] for t in theta])
+    ax.errorbar(
+        shr[:, 0],
+        trial_rows - 0.16,
+        xerr=[shr[:, 0] - shr[:, 1], shr[:, 2] - shr[:, 0]],
+        fmt="o",
+        color=OKABE_ITO["blue"],
+        ms=5,
+        capsize=0,
+        lw=1.5,
+        label="shrunken OR (95% CrI)",
+    )
+    pooled = summary["or"]
+    r_pool = rows[k]
+    ax.fill(
+        [pooled["q025"], pooled["median"], pooled["q975"], pooled["median"]],
+        [r_pool, r_pool + 0.32, r_pool, r_pool - 0.32],
+        color=OKABE_ITO["vermillion"],
+        label="pooled OR (95% CrI)",
+    )
+    new = summary["or_new"]
+    r_new = rows[k + 1]
+    ax.errorbar(
+        [new["median"]],
+        [r_new],
+        xerr=[[new["median"] - new["q025"]], [new["q975"] - new["median"]]],
+        fmt="D",
+        mfc="white",
+        mec=OKABE_ITO["green"],
+        ecolor=OKABE_ITO["green"],
+        lw=3,
+        capsize=4,
+        label="new trial (95% predictive)",
+    )
+    labels = [
+        f"{s}{CONFIDENCE_MARKS.get(c, ('', ''))[1]}"
+        for s, c in zip(studies, confidence, strict=True)
+    ]
+    pooled_label = "Average of subgroups" if fit.subgroups else "Pooled (random effects)"
+    labels += [pooled_label, "Predicted for a new trial"]
+    for j, (m, est) in enumerate(cl_rows):
+        ax.errorbar(
+            [est["or"]],
+            [rows[k + 2 + j]],
+            xerr=[[est["or"] - est["lower"]], [est["upper"] - est["or"]]],
+            fmt="^",
+            mfc="white" if m == "mh" else OKABE_ITO["purple"],
+            mec=OKABE_ITO["purple"],
+            ecolor=OKABE_ITO["purple"],
+            lw=1.2,
+            capsize=3,
+            label="classical pooled OR (95% CI)" if j == 0 else None,
+        )
+        labels.append(CLASSICAL_LABELS[m])
+    if cl_rows:
+        ax.axhline(rows[k + 1] - 0.5, color="0.7", lw=0.6)
+    ax.axhline(rows[k - 1] - 0.5, color="0.7", lw=0.6)
+
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_yticks(rows, labels)
+    for tick, c in zip(ax.get_yticklabels()[:k], confidence, strict=True):
+        if c == "reconstructed":
+            tick.set_style("italic")
+    ax.get_yticklabels()[k].set_weight("bold")
+    ax.set_ylim(-0.7, n_rows - 0.3)
+    lows = [np.exp(y - half).min(), shr[:, 1].min(), new["q025"]]
+    highs = [np.exp(y + half).max(), shr[:, 2].max(), new["q975"]]
+    lows += [e["lower"] for _, e in cl_rows]
+    highs += [e["upper"] for _, e in cl_rows]
+    _log_or_axis(ax, np.nanmin(lows) / 1.3, np.nanmax(highs) * 1.3)
+    ax.set_xlabel(
+        f"odds ratio (log scale)\n\u2190 favours {control}      favours {treatment} \u2192"
+    )
+    ax.grid(axis="x", which="major", color="0.92", lw=0.5)
+
+    # Text columns at fixed figure x positions, aligned with the rows.
+    trans = blended_transform_factory(fig.transFigure, ax.transData)
+    columns = {
+        "t": (0.565, f"{treatment}\nn/N"),
+        "c": (0.625, f"{control}\nn/N"),
+        "obs": (0.685, "observed OR\n[95% CI]"),
+        "shr": (0.795, "posterior OR\n[95% CrI]"),
+        "conf": (0.905, "data\nconfidence" if any(confidence) else ""),
+    }
+    top = n_rows - 0.45
+    for x, head in columns.values():
+        fig.text(x, top, head, transform=trans, fontsize=8, weight="bold", va="bottom")
+    for i, r in enumerate(trial_rows):
+        cells = {
+            "t": counts[i][0],
+            "c": counts[i][1],
+            "obs": f"{np.exp(y[i]):.2f} [{np.exp(y[i] - half[i]):.2f}, "
+            f"{np.exp(y[i] + half[i]):.2f}]",
+            "shr": _fmt_or(theta[i]["or"]),
+            "conf": CONFIDENCE_MARKS.get(confidence[i], (confidence[i], ""))[0],
+        }
+        for key, text in cells.items():
+            fig.text(
+                columns[key][0],
+                r,
+                text,
+                transform=trans,
+                va="center",
+                fontsize=8,
+                family="monospace" if key in ("t", "c") else None,
+                style="italic" if confidence[i] == "reconstructed" else "normal",
+            )
+    fig.text(
+        columns["shr"][0],
+        r_pool,
+        _fmt_or(pooled),
+        transform=trans,
+        va="center",
+        fontsize=8,
+        weight="bold",
+    )
+    fig.text(columns["shr"][0], r_new, _fmt_or(new), transform=trans, va="center", fontsize=8)
+    for j, (_m, est) in enumerate(cl_rows):
+        fig.text(
+            columns["obs"][0],
+            rows[k + 2 + j],
+            f"{est['or']:.2f} [{est['lower']:.2f}, {est['upper']:.2f}]",
+            transform=trans,
+            va="center",
+            fontsize=8,
+        )
+
+    tau = summary["tau"]
+    note = (
+        f"tau median {tau['median']:.2f} [{tau['q025']:.2f}, {tau['q975']:.2f}];  "
+        f"P(OR > 1) = {summary['p_mu_gt_0']:.3f};  "
+        f"P(OR_new > 1) = {summary['p_theta_new_gt_0']:.3f};  "
+        f"priors: " + "; ".join(f"{r} ~ {p}" for r, p in summary["priors"].items())
+    )
+    if any(c in ("reconstructed", "medium") for c in confidence):
+        note += (
+            "\n* counts derived from printed percentages;  "
+            "\u2020 (shaded, italic) counts reconstructed from pooled totals"
+        )
+    if not fit.ok:
+        note += "\nWARNING: this fit FAILED its convergence checks; do not report these numbers."
+    fig.suptitle(
+        title or f"{summary['model']} random-effects meta-analysis",
+        x=0.02,
+        y=1 - 0.1 / height,
+        ha="left",
+        va="top",
+        fontsize=11,
+    )
+    fig.text(0.02, 0.08 / height, note, fontsize=8, va="bottom")
+    fig.legend(
+        loc="upper left",
+        bbox_to_anchor=(0.015, 1 - 0.4 / height),
+        ncol=5,
+        fontsize=8,
+        frameon=False,
+    )
+    _failed_banner(fig, fit)
+    return fig
+
+
+def _kde(x: np.ndarray, grid: np.ndarray, *, lower: float | None = None) -> np.ndarray:
+    """Gaussian kernel density of draws ``x`` on ``grid`` (reflected at ``lower``)."""
+    from scipy.stats import gaussian_kde
+
+    x = np.asarray(x, float).ravel()
+    if lower is None:
+        return gaussian_kde(x)(grid)
+    kde = gaussian_kde(np.concatenate([x, 2 * lower - x]))
+    return np.where(grid >= lower, 2 * kde(grid), 0.0)
+
+
+def _prior_predictive(fit: FitResult, n: int, seed: int) -> np.ndarray | None:
+    """Draws of theta_new under the prior alone (None when a prior is improper)."""
+    priors = fit.priors
+    if priors.mu.family == "flat" or fit.spec.random_effects is None:
+        return None
+    if priors.tau.family == "flat":
+        return None
+    rng = np.random.default_rng([seed, 7])
+    mu = np.asarray(priors.mu.dist().rvs(size=n, random_state=rng), float)
+    tau = np.asarray(priors.tau.tau_dist().ppf(rng.uniform(size=n)), float)
+    if fit.spec.random_effects == "student-t":
+        # estimated nu (spec.nu None): one draw of nu from its prior per predictive draw
+        nu = fit.spec.nu
+        if nu is None:
+            nu = np.asarray(priors.nu.dist().rvs(size=n, random_state=rng), float)
+        eps = rng.standard_t(nu, size=n)
+    else:
+        eps = rng.standard_normal(size=n)
+    return mu + tau * eps
+
+
+def posterior_plot(
+    fit: FitResult,
+    *,
+    treatment: str = "treatment",
+    control: str = "control",
+    title: str | None = None,
+    prior_draws: int = 40_000,
+) -> Figure:
+    """Posterior of the pooled OR and of the OR of a new trial, with the prior overlaid.
+
+    Left panel: posterior density of ``mu`` (pooled log-OR) and its prior density.
+    Right panel: posterior predictive density of ``theta_new`` and its prior predictive
+    density (``mu`` and ``tau`` drawn from their priors, ``prior_draws`` draws seeded
+    from the fit's seed). Densities are per unit log-OR, drawn on a log OR axis; the
+    shaded band is the 95% credible interval.
+
+    Parameters
+    ----------
+    fit : FitResult
+        A fitted meta-analysis.
+    treatment, control : str
+        Arm names for the "favours" labels.
+    title : str, optional
+        Figure title.
+    prior_draws : int
+        Monte Carlo draws for the prior predictive curve.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes, titled ``pooled OR`` and ``OR of a new trial``.
+    """
+    plt = _pyplot()
+    summary = fit.summary()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    has_structure = bool(fit.subgroups) or bool(fit.spec.covariates)
+    panels = [
+        ("pooled OR", fit.draws("mu"), summary["or"], summary["p_mu_gt_0"], "OR"),
+        (
+            "OR of a new trial",
+            fit.draws("theta_new"),
+            summary["or_new"],
+            summary["p_theta_new_gt_0"],
+            "OR_new",
+        ),
+    ]
+    prior_new = _prior_predictive(fit, prior_draws, int(summary["seed"]))
+    for ax, (name, draws, s, p_gt, sym) in zip(axes, panels, strict=True):
+        x = np.asarray(draws, float).ravel()
+        lo, hi = np.quantile(x, [0.002, 0.998])
+        pad = 0.25 * (hi - lo)
+        grid = np.linspace(lo - pad, hi + pad, 400)
+        dens = _kde(x, grid)
+        ax.plot(np.exp(grid), dens, color=OKABE_ITO["blue"], lw=2, label="posterior")
+        band = (grid >= np.log(s["q025"])) & (grid <= np.log(s["q975"]))
+        ax.fill_between(
+            np.exp(grid[band]),
+            dens[band],
+            color=OKABE_ITO["sky"],
+            alpha=0.35,
+            lw=0,
+            hatch="//",
+            edgecolor=OKABE_ITO["blue"],
+            label="95% credible interval",
+        )
+        prior_note = ""
+        if sym == "OR":
+            if fit.priors.mu.family == "flat":
+                prior_note = "prior of mu: flat (improper, not drawn)"
+            elif has_structure:
+                prior_note = f"prior {fit.priors.mu} is on each subgroup mean (not drawn)"
+            else:
+                prior = np.asarray(fit.priors.mu.dist().pdf(grid), float)
+                ax.plot(
+                    np.exp(grid),
+                    prior,
+                    color=OKABE_ITO["orange"],
+                    lw=2,
+                    ls="--",
+                    label=f"prior {fit.priors.mu}",
+                )
+        elif prior_new is not None and not has_structure:
+            ax.plot(
+                np.exp(grid),
+                _kde(prior_new, grid),
+                color=OKABE_ITO["orange"],
+                lw=2,
+                ls="--",
+                label="prior predictive",
+            )
+        else:
+            prior_note = "prior predictive not drawn (improper prior or structured model)"
+        ax.axvline(1.0, color="grey", lw=0.8, ls=":")
+        _log_or_axis(ax, float(np.exp(grid[0])), float(np.exp(grid[-1])))
+        ax.set_ylim(bottom=0)
+        ax.set_title(name)
+        ax.set_xlabel(f"{sym} (log scale)\n\u2190 favours {control}    favours {treatment} \u2192")
+        ax.set_ylabel("density (per unit log OR)")
+        text = f"median {_fmt_or(s)}\nP({sym} > 1) = {p_gt:.3f}"
+        if prior_note:
+            text += f"\n{prior_note}"
+        ax.text(0.02, 0.97, text, transform=ax.transAxes, va="top", fontsize=8)
+        ax.legend(loc="upper right", fontsize=8, frameon=False)
+    fig.suptitle(title or "Pooled odds ratio and odds ratio of a new trial", fontsize=11)
+    _failed_banner(fig, fit)
+    return fig
+
+
+def tau_plot(fit: FitResult, *, title: str | None = None) -> Figure:
+    """Heterogeneity tau: prior density against posterior density.
+
+    The prior is :meth:`~trialsynth.priors.prior.Prior.tau_dist` of the fit's tau prior (with
+    the Jacobian of a prior stated on tau^2 or the precision); the posterior is a kernel
+    density of the draws reflected at zero.
+
+    Parameters
+    ----------
+    fit : FitResult
+        A fitted random-effects meta-analysis.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        For a common-effect fit (tau is fixed at 0).
+    """
+    if fit.spec.random_effects is None:
+        raise ValueError("tau_plot: a common-effect fit has no heterogeneity (tau = 0)")
+    plt = _pyplot()
+    summary = fit.summary()
+    tau = np.asarray(fit.draws("tau"), float).ravel()
+    prior = fit.priors.tau
+    upper = float(np.quantile(tau, 0.998)) * 1.2
+    dist = None if prior.family == "flat" else prior.tau_dist()
+    if dist is not None:
+        upper = max(upper, float(np.minimum(dist.ppf(0.95), 5 * upper)))
+    grid = np.linspace(0, upper, 500)
+    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    post = _kde(tau, grid, lower=0.0)
+    ax.plot(grid, post, color=OKABE_ITO["blue"], lw=2, label="posterior")
+    if dist is not None:
+        dens = np.asarray(dist.pdf(grid), float)
+        dens[~np.isfinite(dens)] = np.nan
+        ax.plot(
+            grid, dens, color=OKABE_ITO["orange"], lw=2, ls="--", label=f"prior {prior.describe()}"
+        )
+    s = summary["tau"]
+    for q, ls in ((s["median"], "-"), (s["q025"], ":"), (s["q975"], ":")):
+        ax.axvline(q, color=OKABE_ITO["blue"], lw=0.8, ls=ls)
+    ax.set_xlim(0, upper)
+    top = np.nanmax(post)
+    ax.set_ylim(0, 1.25 * top)
+    ax.set_xlabel("tau (between-trial SD of the log OR)")
+    ax.set_ylabel("density")
+    ax.text(
+        0.98,
+        0.6,
+        f"posterior median {s['median']:.2f}\n95% CrI [{s['q025']:.2f}, {s['q975']:.2f}]"
+        + ("" if dist is not None else "\nprior: flat (improper, not drawn)"),
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        fontsize=8,
+    )
+    ax.legend(loc="upper right", fontsize=8, frameon=False)
+    ax.set_title(title or "Heterogeneity: prior and posterior of tau", fontsize=11)
+    _failed_banner(fig, fit)
+    return fig
+
+
+def benefit_plot(
+    fit: FitResult,
+    *,
+    treatment: str = "treatment",
+    thresholds: Sequence[float] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Probability-of-benefit curve: P(OR > c) and P(OR_new > c) over thresholds c.
+
+    Drawn from :func:`trialsynth.results.queries.benefit_curve`; the bands are ±2 Monte Carlo
+    standard errors.
+
+    Parameters
+    ----------
+    fit : FitResult
+        A fitted meta-analysis.
+    treatment : str
+        Treatment name for the axis label.
+    thresholds : sequence of float, optional
+        Values of c (default 61 points from 0.5 to 2, log-spaced, including 1).
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from trialsynth.results.queries import benefit_curve
+
+    plt = _pyplot()
+    c = np.geomspace(0.5, 2.0, 61) if thresholds is None else np.asarray(thresholds, float)
+    curve = benefit_curve(fit, c)
+    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    for col, label, colour, ls, marker in (
+        ("p_or", "P(OR > c), pooled", OKABE_ITO["blue"], "-", None),
+        ("p_or_new", "P(OR_new > c), a new trial", OKABE_ITO["vermillion"], "--", None),
+    ):
+        p = curve[col].to_numpy(float)
+        se = curve[f"{col}_mcse"].to_numpy(float)
+        ax.plot(curve["c"], p, color=colour, ls=ls, lw=2, marker=marker, label=label)
+        ax.fill_between(
+            curve["c"],
+            np.clip(p - 2 * se, 0, 1),
+            np.clip(p + 2 * se, 0, 1),
+            color=colour,
+            alpha=0.2,
+            lw=0,
+        )
+    summary = fit.summary()
+    for p, colour in (
+        (summary["p_mu_gt_0"], OKABE_ITO["blue"]),
+        (summary["p_theta_new_gt_0"], OKABE_ITO["vermillion"]),
+    ):
+        ax.plot([1.0], [p], marker="o", color=colour, ms=6, mfc="white")
+        ax.annotate(f"{p:.2f}", (1.0, p), xytext=(6, 4), textcoords="offset points", fontsize=8)
+    ax.axvline(1.0, color="grey", lw=0.8, ls=":")
+    ax.axhline(0.5, color="grey", lw=0.5, ls=":")
+    _log_or_axis(ax, float(c.min()), float(c.max()))
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(f"threshold c for the odds ratio (log scale); OR > 1 favours {treatment}")
+    ax.set_ylabel("posterior probability")
+    ax.legend(loc="lower left", fontsize=8, frameon=False)
+    ax.set_title(title or "Probability of benefit: P(OR > c)", fontsize=11)
+    ax.grid(color="0.92", lw=0.5)
+    _failed_banner(fig, fit)
+    return fig
+
+
+def subgroup_plot(
+    fit: FitResult,
+    *,
+    treatment: str = "treatment",
+    control: str = "control",
+    title: str | None = None,
+) -> Figure:
+    """Subgroup forest plot: per subgroup the pooled OR (diamond) and new-trial OR (bar).
+
+    Parameters
+    ----------
+    fit : FitResult
+        A fit with subgroups (``summary()["subgroups"]``).
+    treatment, control : str
+        Arm names for the "favours" labels.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One y tick per subgroup (``level (k = n)``) and ``Overall (average of subgroups)``.
+
+    Raises
+    ------
+    ValueError
+        When the fit has no subgroups.
+    """
+    summary = fit.summary()
+    groups = summary.get("subgroups") or {}
+    if not groups:
+        raise ValueError("subgroup_plot: this fit has no subgroups (fit with a subgroup column)")
+    plt = _pyplot()
+    entries = [
+        (f"{level} (k = {g['k']})", g["or"], g["or_new"], g["p_mu_gt_0"])
+        for level, g in groups.items()
+    ]
+    entries.append(
+        ("Overall (average of subgroups)", summary["or"], summary["or_new"], summary["p_mu_gt_0"])
+    )
+    n = len(entries)
+    height = 0.55 * n + 2.2
+    fig = plt.figure(figsize=(10, height))
+    ax = fig.add_axes((0.3, 1.2 / height, 0.4, (height - 2.0) / height))
+    rows = np.arange(n)[::-1].astype(float)
+    for r, (_label, o, new, _p) in zip(rows, entries, strict=True):
+        ax.errorbar(
+            [new["median"]],
+            [r - 0.18],
+            xerr=[[new["median"] - new["q025"]], [new["q975"] - new["median"]]],
+            fmt="D",
+            mfc="white",
+            mec=OKABE_ITO["green"],
+            ecolor=OKABE_ITO["green"],
+            lw=2,
+            capsize=3,
+        )
+        ax.fill(
+            [o["q025"], o["median"], o["q975"], o["median"]],
+            [r + 0.12, r + 0.36, r + 0.12, r - 0.12],
+            color=OKABE_ITO["vermillion"],
+        )
+    ax.plot([], [], marker="D", color=OKABE_ITO["vermillion"], ls="", label="pooled OR (95% CrI)")
+    ax.plot(
+        [],
+        [],
+        marker="D",
+        mfc="white",
+        color=OKABE_ITO["green"],
+        ls="-",
+        label="new trial (95% predictive)",
+    )
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_yticks(rows, [e[0] for e in entries])
+    ax.set_ylim(-0.7, n - 0.3)
+    lo = min(min(e[1]["q025"], e[2]["q025"]) for e in entries)
+    hi = max(max(e[1]["q975"], e[2]["q975"]) for e in entries)
+    _log_or_axis(ax, lo / 1.3, hi * 1.3)
+    ax.set_xlabel(
+        f"odds ratio (log scale)\n\u2190 favours {control}      favours {treatment} \u2192"
+    )
+    from matplotlib.transforms import blended_transform_factory
+
+    trans = blended_transform_factory(fig.transFigure, ax.transData)
+    fig.text(
+        0.72,
+        n - 0.4,
+        "pooled OR [95% CrI]    P(OR > 1)",
+        transform=trans,
+        fontsize=8,
+        weight="bold",
+        va="bottom",
+    )
+    for r, (_label, o, _new, p) in zip(rows, entries, strict=True):
+        fig.text(0.72, r, f"{_fmt_or(o)}    {p:.3f}", transform=trans, va="center", fontsize=8)
+    notes = [
+        f"ratio of ORs {c['contrast']}: {_fmt_or(c['ratio_of_or'])}, P(>1) = {c['p_greater']:.3f}"
+        for c in summary.get("subgroup_contrasts", [])
+    ]
+    if notes:
+        fig.text(0.02, 0.08 / height, "\n".join(notes), fontsize=8, va="bottom")
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, fontsize=8, frameon=False)
+    fig.suptitle(title or "Subgroups", x=0.02, y=1 - 0.1 / height, ha="left", va="top", fontsize=11)
+    _failed_banner(fig, fit)
+    return fig
+
+
+def hyperparameters(fit: FitResult) -> list[str]:
+    """The sampled hyperparameters shown in the diagnostics figures."""
+    post = fit.tree["posterior"]
+    if fit.subgroups:
+        names = ["mu_subgroup", "tau" if fit.spec.subgroup_tau == "shared" else "tau_subgroup"]
+    else:
+        names = ["mu", "tau"]
+    names.append("beta")
+    return [v for v in names if v in post and (v != "tau" or fit.spec.random_effects)]
+
+
+def _diagnostic_tree(fit: FitResult) -> Any:
+    if not fit.has_chains:
+        raise ValueError(
+            f"diagnostics figures need MCMC chains; this fit's engine is {fit.engine!r} "
+            "(exact results have no chains to compare)"
+        )
+    return fit.tree
+
+
+def _chain_aes(n_chains: int) -> dict[str, Any]:
+    return {
+        "aes": {"color": ["chain"], "linestyle": ["chain"]},
+        "color": [CHAIN_COLOURS[i % len(CHAIN_COLOURS)] for i in range(n_chains)],
+        "linestyle": [CHAIN_STYLES[i % len(CHAIN_STYLES)] for i in range(n_chains)],
+    }
+
+
+def rank_plot(fit: FitResult, *, title: str | None = None) -> Figure:
+    """Rank-ECDF plots of the hyperparameters, one line per chain (``arviz_plots.plot_rank``).
+
+    Each panel shows the difference between the ECDF of a chain's fractional ranks and the
+    uniform; with well-mixed chains the lines stay near zero. ArviZ's multi-chain test
+    prints its p-value in each panel and marks suspicious points.
+
+    Parameters
+    ----------
+    fit : FitResult
+        An MCMC fit.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        For a fit without chains (exact engine).
+    """
+    import arviz_plots as azp
+
+    return _chain_plot(fit, azp.plot_rank, title or "Rank plots (chains should overlap near zero)")
+
+
+def trace_plot(fit: FitResult, *, title: str | None = None) -> Figure:
+    """Trace and per-chain densities of the hyperparameters (``arviz_plots.plot_trace_dist``).
+
+    Parameters
+    ----------
+    fit : FitResult
+        An MCMC fit.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        For a fit without chains (exact engine).
+    """
+    import arviz_plots as azp
+
+    return _chain_plot(fit, azp.plot_trace_dist, title or "Trace and density per chain")
+
+
+def _chain_plot(fit: FitResult, plot: Any, title: str) -> Figure:
+    """An arviz-plots per-chain figure of the hyperparameters, titled and marked if failed."""
+    _pyplot()
+    tree = _diagnostic_tree(fit)
+    pc = plot(
+        tree,
+        var_names=hyperparameters(fit),
+        backend="matplotlib",
+        **_chain_aes(tree["posterior"].sizes["chain"]),
+    )
+    fig = pc.get_viz("figure")
+    fig.suptitle(title, fontsize=11)
+    _failed_banner(fig, fit)
+    return fig
+
+
+def assurance_plot(design: Any, *, title: str | None = None) -> Figure:
+    """Assurance curve of a future trial against its size per arm.
+
+    Draws the assurance with a band of +-2 Monte Carlo standard errors, the classical power
+    at the pooled point estimate (dashed), the limit P(OR_new > 1) as N grows (dotted), the
+    target (thin line) and the N that reaches it.
+
+    Parameters
+    ----------
+    design : trialsynth.analysis.assurance.DesignResult
+        Result of :func:`trialsynth.analysis.assurance.design_trial`.
+    title : str, optional
+        Figure title (default: the data and the criterion).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Lines labelled ``assurance``, ``classical power ...``, ``limit ...``, ``target ...``.
+    """
+    plt = _pyplot()
+    c = design.curve()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    n, a, se = c["n_per_arm"], c["assurance"], c["mcse"]
+    ax.fill_between(n, a - 2 * se, a + 2 * se, color=OKABE_ITO["sky"], alpha=0.35, lw=0)
+    ax.plot(n, a, "-o", color=OKABE_ITO["blue"], ms=3, label="assurance")
+    ax.plot(
+        n,
+        c["classical_power"],
+        "--s",
+        color=OKABE_ITO["vermillion"],
+        ms=3,
+        label=f"classical power at OR {design.pooled_or:.2f}",
+    )
+    ax.axhline(
+        design.assurance_limit,
+        ls=":",
+        color=OKABE_ITO["black"],
+        label=f"limit P(OR_new > 1) = {design.assurance_limit:.2f}",
+    )
+    ax.axhline(design.target, lw=0.8, color="0.5", label=f"target {design.target:g}")
+    if design.n_for_target is not None:
+        ax.axvline(design.n_for_target, lw=0.8, color="0.5")
+        ax.annotate(
+            f"N = {design.n_for_target}",
+            (design.n_for_target, 0.02),
+            fontsize=8,
+            xytext=(3, 0),
+            textcoords="offset points",
+        )
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("participants per arm")
+    ax.set_ylabel("probability of showing benefit")
+    ax.set_title(
+        title or f"{design.data_name}: {design.criterion.describe()}", fontsize=9, loc="left"
+    )
+    ax.legend(fontsize=8, loc="lower right", frameon=False)
+    ax.grid(color="0.92", lw=0.5)
+    fig.tight_layout()
+    return fig
+
+
+def sensitivity_plot(rows: list[dict[str, Any]], *, title: str | None = None) -> Figure:
+    """Sensitivity figure: one line per scenario of :mod:`trialsynth.analysis.sensitivity`.
+
+    Left panel: the pooled OR (median, filled circle) with its 95% credible interval
+    (thick) and the 95% predictive interval of a new trial's OR (thin), on a log axis.
+    Right panel: P(OR > 1) (filled square) and P(OR_new > 1) (open diamond). The main
+    scenario is drawn in vermillion and named first; a failed scenario is marked
+    "FAILED" (grey, with its numbers if it has any).
+
+    Parameters
+    ----------
+    rows : list of dict
+        Rows of a sensitivity run (``SensitivityResult.rows`` or ``sensitivity.json``).
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    n = len(rows)
+    if n == 0:
+        raise ValueError("sensitivity_plot: no scenarios to draw")
+    height = 0.32 * n + 1.8
+    fig, (ax, axp) = plt.subplots(
+        1,
+        2,
+        figsize=(11, height),
+        sharey=True,
+        gridspec_kw={"width_ratios": [3, 1.3], "wspace": 0.05},
+    )
+    ys = np.arange(n)[::-1]
+    lows, highs = [], []
+    for y, row in zip(ys, rows, strict=True):
+        ok = row.get("status") == "ok"
+        colour = OKABE_ITO["vermillion"] if row.get("main") else OKABE_ITO["blue"]
+        colour = colour if ok else "0.6"
+        pooled, new = row.get("or"), row.get("or_new")
+        if pooled is None:
+            ax.text(1.0, y, "FAILED (no estimate)", va="center", ha="center", fontsize=7)
+            continue
+        ax.plot([new["q025"], new["q975"]], [y, y], color=colour, lw=0.9)
+        ax.plot([pooled["q025"], pooled["q975"]], [y, y], color=colour, lw=3.2)
+        ax.plot(pooled["median"], y, "o", color=colour, ms=5, mec="white", mew=0.6)
+        lows += [new["q025"], pooled["q025"]]
+        highs += [new["q975"], pooled["q975"]]
+        axp.plot(row["p_mu_gt_0"], y, "s", color=colour, ms=5)
+        axp.plot(row["p_theta_new_gt_0"], y, "D", mfc="white", mec=colour, ms=5)
+        if not ok:
+            axp.text(1.02, y, "FAILED", va="center", fontsize=7, color="0.3")
+    labels = [str(r.get("label", r.get("scenario"))) for r in rows]
+    ax.set_yticks(ys, labels, fontsize=7)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xscale("log")
+    if lows:
+        ax.set_xlim(max(min(lows) / 1.2, 1e-3), min(max(highs) * 1.2, 1e3))
+        ticks = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+        lo, hi = ax.get_xlim()
+        ax.xaxis.set_major_locator(FixedLocator([t for t in ticks if lo <= t <= hi]))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("odds ratio (log scale)", fontsize=8)
+    ax.set_title("pooled OR: 95% CrI (thick); new trial: 95% PI (thin)", fontsize=8)
+    axp.set_xlim(0, 1)
+    axp.axvline(0.5, color="grey", lw=0.6, ls=":")
+    axp.set_xlabel("probability", fontsize=8)
+    axp.set_title("P(OR > 1) \u25a0, P(OR_new > 1) \u25c7", fontsize=8)
+    for a in (ax, axp):
+        a.grid(axis="x", color="0.92", lw=0.5)
+    if title:
+        fig.suptitle(title, fontsize=10, x=0.01, ha="left")
+    fig.subplots_adjust(left=0.42, right=0.97, bottom=0.6 / height, top=1 - 0.75 / height)
+    return fig

@@ -1,0 +1,1 @@
+"""What the commands do (fit, run, fit --from), returning objects."""
