@@ -54,6 +54,9 @@ FAMILIES: dict[str, _Family] = {
     "log-normal": _Family(("mu", "sigma"), ("sigma",), "positive", "LogNormal"),
     "exponential": _Family(("lam",), ("lam",), "positive", "Exponential"),
     "gamma": _Family(("alpha", "beta"), ("alpha", "beta"), "positive", "Gamma"),
+    # shape alpha, scale beta: density beta^alpha / Gamma(alpha) x^(-alpha-1) exp(-beta/x)
+    # (scipy invgamma(a=alpha, scale=beta), PyMC InverseGamma(alpha, beta), JAGS/RoBMA invgamma)
+    "inverse-gamma": _Family(("alpha", "beta"), ("alpha", "beta"), "positive", "InverseGamma"),
 }
 #: Named heterogeneity priors that depend on the data through s0 (Spiegelhalter et al.
 #: 2004, section 5.7): s0^2 is the harmonic mean of the trials' sampling variances.
@@ -74,6 +77,7 @@ _ROLE_FAMILIES: dict[Role, tuple[str, ...]] = {
         "log-normal",
         "exponential",
         "gamma",
+        "inverse-gamma",
     ),
 }
 
@@ -313,6 +317,8 @@ def _scipy_dist(family: str, p: tuple[float, ...]) -> Any:
             return stats.expon(scale=1 / p[0])
         case "gamma":
             return stats.gamma(a=p[0], scale=1 / p[1])
+        case "inverse-gamma":
+            return stats.invgamma(a=p[0], scale=p[1])
         case "flat":
             return _Flat()
     raise PriorError(f"no density for prior family {family!r}")
