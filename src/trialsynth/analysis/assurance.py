@@ -34,7 +34,7 @@ list of sizes evaluated (within Monte Carlo error).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -253,6 +253,42 @@ class DesignPoint:
     predictive: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
+def simulate_counts(
+    theta: np.ndarray,
+    control_logit: np.ndarray | float,
+    n_per_arm: Sequence[int],
+    *,
+    sims: int = DEFAULT_SIMS,
+    seed: int = 0,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """The simulated future trials' arm counts, size by size (ascending).
+
+    Yields ``(n, x_t, x_c)`` with counts of shape ``(reps, chain, draw)``, ``reps`` the
+    number of simulated trials per draw (``sims`` rounded up to a multiple of the draws).
+    The counts at a size add independent binomial increments to those at the previous
+    size (one trial that grows); the arrays are updated in place between sizes. Every
+    criterion judged on the same seed and sizes sees the same trials.
+    """
+    theta = np.asarray(theta, dtype=float)
+    if theta.ndim != 2:
+        raise AssuranceError("theta must have dims (chain, draw)")
+    sizes = check_sizes(n_per_arm)
+    reps = max(1, math.ceil(sims / theta.size))
+    shape = (reps, *theta.shape)
+    a_c = np.broadcast_to(np.asarray(control_logit, dtype=float), theta.shape)
+    p_c = np.broadcast_to(expit(a_c), shape)
+    p_t = np.broadcast_to(expit(a_c + theta), shape)
+    rng = np.random.default_rng([seed, 3])
+    x_t = np.zeros(shape, dtype=np.int64)
+    x_c = np.zeros(shape, dtype=np.int64)
+    previous = 0
+    for n in sizes:
+        x_t += rng.binomial(n - previous, p_t)
+        x_c += rng.binomial(n - previous, p_c)
+        previous = n
+        yield n, x_t, x_c
+
+
 def simulate(
     theta: np.ndarray,
     control_logit: np.ndarray | float,
@@ -290,21 +326,9 @@ def simulate(
     theta = np.asarray(theta, dtype=float)
     if theta.ndim != 2:
         raise AssuranceError("theta must have dims (chain, draw)")
-    sizes = check_sizes(n_per_arm)
-    reps = max(1, math.ceil(sims / theta.size))
-    shape = (reps, *theta.shape)
-    a_c = np.broadcast_to(np.asarray(control_logit, dtype=float), theta.shape)
-    p_c = np.broadcast_to(expit(a_c), shape)
-    p_t = np.broadcast_to(expit(a_c + theta), shape)
-    rng = np.random.default_rng([seed, 3])
-    x_t = np.zeros(shape, dtype=np.int64)
-    x_c = np.zeros(shape, dtype=np.int64)
     points = []
-    previous = 0
-    for n in sizes:
-        x_t += rng.binomial(n - previous, p_t)
-        x_c += rng.binomial(n - previous, p_c)
-        previous = n
+    reps = max(1, math.ceil(sims / theta.size))
+    for n, x_t, x_c in simulate_counts(theta, control_logit, n_per_arm, sims=sims, seed=seed):
         lor, se = observed_log_or(x_t, x_c, n)
         ok = criterion.success(lor, se)
         per_draw = ok.mean(axis=0)  # (chain, draw)

@@ -743,10 +743,16 @@ def design(
     ] = None,
     alpha: Annotated[float, typer.Option(help="Two-sided level of the Wald test.")] = 0.05,
     criterion: Annotated[
-        str, typer.Option(help="two-sided-test | posterior (P(OR > 1) > --threshold)")
+        str,
+        typer.Option(
+            help="two-sided-test | posterior (P(OR > 1) > --threshold) | updated-meta (the "
+            "meta-analysis with the new trial has P(OR > 1) > --threshold) | "
+            "updated-meta-classical (its DerSimonian-Laird 95% CI excludes 1)"
+        ),
     ] = "two-sided-test",
     threshold: Annotated[
-        float, typer.Option(help="Posterior P(OR > 1) needed (criterion posterior).")
+        float,
+        typer.Option(help="Posterior P(OR > 1) needed (criteria posterior, updated-meta)."),
     ] = 0.95,
     analysis_prior: Annotated[
         str,
@@ -761,15 +767,48 @@ def design(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write the assurance curve figure (PNG).")
     ] = None,
+    refit_check: Annotated[
+        int,
+        typer.Option(
+            help="updated-meta on an MCMC fit: where the Kish ESS near the threshold is below "
+            "200, refit this many simulated trials by MCMC to check the reweighting (0: never)."
+        ),
+    ] = 5,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the design object(s) as JSON.")
     ] = False,
 ) -> None:
     """Assurance of a future trial (probability it shows benefit) from a saved fit."""
     from trialsynth.analysis.assurance import Criterion, design_trial, parse_n_range
+    from trialsynth.analysis.updated_meta import UPDATED_CRITERIA
     from trialsynth.results.base import FitResult
 
     sizes = list(n_per_arm or []) + (parse_n_range(n_range) if n_range else [])
+    if criterion in UPDATED_CRITERIA:
+        if subgroup is not None:
+            raise CLIError(f"--criterion {criterion} does not take --subgroup")
+        from trialsynth.cli.updated_meta import run_updated_design
+
+        result = FitResult.load(fit_dir)
+        run_updated_design(
+            result,
+            sizes,
+            criterion=criterion,
+            threshold=threshold,
+            alpha=alpha,
+            control_rate=control_rate,
+            target=target,
+            sims=sims,
+            seed=seed,
+            refit_check=refit_check,
+            plot=plot,
+            as_json=as_json,
+            out=out,
+            err=err,
+        )
+        if not result.ok:
+            err.print("[bold red]warning[/bold red]: this fit FAILED its convergence checks")
+        return
     crit = Criterion.from_options(
         criterion, alpha=alpha, threshold=threshold, analysis_prior=analysis_prior
     )

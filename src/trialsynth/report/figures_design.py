@@ -1,0 +1,129 @@
+"""Figures of the next trial and of the evidence over time (one function per figure).
+
+* :func:`assurance_curves_plot`: the stand-alone and the two updated-meta assurance curves
+  against the new trial's size, with their limits as N grows;
+* :func:`conclusion_map_plot`: where a new trial would change the conclusion (a Bayesian
+  extfunnel: the updated P(OR > 1) over the trial's observed OR and size, the classical
+  DerSimonian-Laird verdict beside it);
+* :func:`cumulative_forest_plot`: the pooled OR after each trial in publication order;
+* :func:`cumulative_probability_plot`: P(OR > 1) over the years, with the classical
+  cumulative DL estimate beside it.
+
+Each returns a matplotlib figure; the caller saves it
+(:func:`~trialsynth.report.plots.save_figure`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from trialsynth.report.plots import OKABE_ITO, _log_or_axis, _pyplot
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from trialsynth.analysis.updated_meta import ConclusionMap, UpdatedDesign
+
+#: Curves of :func:`assurance_curves_plot`: key, label, colour, marker.
+CURVE_STYLES = (
+    ("two-sided-test", "new trial alone (two-sided test)", OKABE_ITO["vermillion"], "s"),
+    ("updated-meta", "updated meta-analysis, P(OR > 1) > G", OKABE_ITO["blue"], "o"),
+    ("updated-meta-classical", "updated meta-analysis, DL 95% CI", OKABE_ITO["green"], "^"),
+)
+LIMIT_KEYS = {
+    "two-sided-test": "stand-alone",
+    "updated-meta": "updated-meta",
+    "updated-meta-classical": "updated-meta-classical",
+}
+
+
+def assurance_curves_plot(design: UpdatedDesign, *, title: str | None = None) -> Figure:
+    """The three assurance curves of a future trial against its size per arm.
+
+    Each curve has a band of +-2 MCSE and its limit as N grows (dotted, same colour); the
+    target is a thin grey line.
+
+    Parameters
+    ----------
+    design : trialsynth.analysis.updated_meta.UpdatedDesign
+        Result of :func:`~trialsynth.analysis.updated_meta.design_updated`.
+    title : str, optional
+        Figure title (default: the data, G and the control rate).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Lines labelled as in :data:`CURVE_STYLES`, ``limit ...`` and ``target ...``.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.2, 4.4))
+    for key, label, colour, marker in CURVE_STYLES:
+        c = design.curve(key)
+        n, a, se = c["n_per_arm"], c["assurance"], c["mcse"]
+        ax.fill_between(n, a - 2 * se, a + 2 * se, color=colour, alpha=0.18, lw=0)
+        ax.plot(n, a, "-", marker=marker, color=colour, ms=3, label=label)
+        limit = design.limits[LIMIT_KEYS[key]][0]
+        ax.axhline(limit, ls=":", lw=1, color=colour, label=f"limit as N grows: {limit:.2f}")
+    ax.axhline(design.target, lw=0.8, color="0.5", label=f"target {design.target:g}")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("participants per arm of the new trial")
+    ax.set_ylabel("probability of showing benefit")
+    ax.set_title(
+        title
+        or f"{design.data_name}: the new trial alone and in the updated meta-analysis\n"
+        f"G = {design.threshold:g}; P(OR > 1) now {design.p_mu_gt_0:.3f}; control rate "
+        f"{design.control_rate:.2f}",
+        fontsize=9,
+        loc="left",
+    )
+    ax.legend(fontsize=7, loc="lower right", frameon=False, ncol=2)
+    ax.grid(color="0.92", lw=0.5)
+    fig.tight_layout()
+    return fig
+
+
+def conclusion_map_plot(cmap: ConclusionMap, *, title: str | None = None) -> Figure:
+    """Where a new trial would change the conclusion (a Bayesian extfunnel).
+
+    Shades the new trial's (observed OR, size) plane by the updated P(OR > 1): above G the
+    updated meta-analysis shows benefit, below 1 - G harm; the G contour is solid, the
+    1 - G contour dashed. Hatching marks where the updated DerSimonian-Laird 95% CI
+    excludes 1 in favour of treatment.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes with a filled contour, its colour bar and the classical hatching.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.2, 4.4))
+    x, n, p = cmap.odds_ratio, cmap.n_per_arm, cmap.p
+    g = cmap.threshold
+    levels = [0.0, 1 - g, 0.5, g, 1.0]
+    colours = [OKABE_ITO["vermillion"], "#f3c9b1", "#cfe3f2", OKABE_ITO["sky"]]
+    filled = ax.contourf(x, n, p, levels=levels, colors=colours, alpha=0.85)
+    ax.contour(x, n, p, levels=[g], colors=OKABE_ITO["blue"], linewidths=1.4)
+    if np.any(p < 1 - g):
+        ax.contour(x, n, p, levels=[1 - g], colors=OKABE_ITO["vermillion"], linestyles="--")
+    ax.contourf(
+        x, n, cmap.classical.astype(float), levels=[0.5, 1.5], colors="none", hatches=["///"]
+    )
+    ax.contour(x, n, cmap.classical.astype(float), levels=[0.5], colors="0.3", linewidths=0.8)
+    bar = fig.colorbar(filled, ax=ax, ticks=levels)
+    bar.set_label("updated P(OR > 1)")
+    ax.axvline(1.0, color="0.4", lw=0.7)
+    _log_or_axis(ax, float(x.min()), float(x.max()))
+    ax.set_xlabel("observed odds ratio of the new trial")
+    ax.set_ylabel("participants per arm")
+    ax.set_title(
+        title
+        or f"where the new trial changes the conclusion: now P(OR > 1) = {cmap.p_now:.3f}\n"
+        f"solid line: updated P(OR > 1) = {g:g}; hatched: updated DL 95% CI excludes 1; "
+        f"control rate {cmap.control_rate:.2f}",
+        fontsize=8,
+        loc="left",
+    )
+    fig.tight_layout()
+    return fig
