@@ -1,0 +1,175 @@
+"""The persistent compile cache with fake builds (no numba compile: fast, numpy-free)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import pytest
+
+from trialsynth.engines import compile_cache as cc
+
+FLAGS = {"fastmath": False}
+NAME = "f-abc.py312"
+
+
+def _build(content: bytes, name: str = NAME):
+    """A fake compile: writes an index and a data file if numba would, returns the data."""
+
+    def build(numba_dir: Path | None) -> str:
+        assert numba_dir is not None
+        index, data = numba_dir / f"{name}.nbi", numba_dir / f"{name}.1.nbc"
+        if not index.exists():
+            index.write_bytes(b"index")
+            data.write_bytes(content)
+        return data.read_bytes().decode()
+
+    return build
+
+
+def test_root_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(cc.ENV_VAR, str(tmp_path / "c"))
+    assert cc.cache_root() == tmp_path / "c"
+    monkeypatch.delenv(cc.ENV_VAR)
+    assert "trialsynth" in str(cc.cache_root())
+
+
+def test_toolchain_names_versions_cpu_and_flags():
+    tc = cc.toolchain(FLAGS)
+    assert set(tc["versions"]) == {*cc.PACKAGES, "python"}
+    assert tc["cpu"]["cpu_name"] and len(tc["cpu"]["cpu_features_sha256"]) == 16
+    assert tc["flags"] == FLAGS
+
+
+def test_other_flags_or_cpu_use_another_folder(tmp_path, monkeypatch):
+    a = cc.CompileCache({"fastmath": False}, root=tmp_path)
+    assert cc.CompileCache({"fastmath": True}, root=tmp_path).folder != a.folder
+    monkeypatch.setenv("NUMBA_CPU_NAME", "generic")
+    assert cc.CompileCache({"fastmath": False}, root=tmp_path).folder != a.folder
+
+
+def test_miss_then_hit_and_manifest(tmp_path):
+    cache = cc.CompileCache(FLAGS, root=tmp_path)
+    out1, r1 = cache.compile("m1", _build(b"code"))
+    out2, r2 = cc.CompileCache(FLAGS, root=tmp_path).compile("m1", _build(b"code"))
+    assert (out1, out2) == ("code", "code")
+    assert (r1.status, r2.status) == ("miss", "hit")
+    assert r1.message() is None and r2.message() is None
+    manifest = json.loads((cache.folder / "manifest.json").read_text())
+    assert set(manifest["files"]) == {f"{NAME}.nbi", f"{NAME}.1.nbc"}
+    assert json.loads((cache.folder / "toolchain.json").read_text()) == cache.toolchain
+
+
+def test_damaged_file_is_deleted_compiled_again_and_reported(tmp_path):
+    cache = cc.CompileCache(FLAGS, root=tmp_path)
+    cache.compile("m1", _build(b"good"))
+    (cache.numba_dir / f"{NAME}.1.nbc").write_bytes(b"bit-flipped")
+    out, report = cache.compile("m1", _build(b"good"))
+    assert out == "good"  # the fake build rewrote it: the damaged one was deleted
+    assert report.status == "damaged" and report.damaged == [f"{NAME}.1.nbc"]
+    assert "damaged" in report.message() and "compiled again" in report.message()
+    assert cache.compile("m1", _build(b"good"))[1].status == "hit"
+
+
+def test_truncated_file_is_damaged(tmp_path):
+    cache = cc.CompileCache(FLAGS, root=tmp_path)
+    cache.compile("m1", _build(b"good code"))
+    (cache.numba_dir / f"{NAME}.1.nbc").write_bytes(b"go")
+    assert cache.compile("m1", _build(b"good code"))[1].status == "damaged"
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"version": 99, "files": {}, "models": {}}', "[]"])
+def test_damaged_manifest_empties_the_folder(tmp_path, text):
+    cache = cc.CompileCache(FLAGS, root=tmp_path)
+    cache.compile("m1", _build(b"good"))
+    (cache.folder / "manifest.json").write_text(text)
+    out, report = cache.compile("m1", _build(b"good"))
+    assert out == "good" and report.status == "damaged" and report.damaged == ["manifest.json"]
+
+
+def test_an_entry_that_fails_to_load_is_compiled_from_scratch(tmp_path):
+    cache = cc.CompileCache(FLAGS, root=tmp_path)
+    cache.compile("m1", _build(b"good"))
+    seen = []
+
+    def build(numba_dir: Path | None) -> str:
+        seen.append(sorted(p.name for p in numba_dir.iterdir()))
+        if len(seen) == 1:
+            raise EOFError("Ran out of input")  # what a truncated pickle raises
+        return "rebuilt"
+
+    out, report = cache.compile("m1", build)
+    assert out == "rebuilt" and report.retried and report.status == "damaged"
+    assert seen[1] == []  # the second attempt started from an empty folder
+
+
+def test_a_genuine_failure_is_raised(tmp_path):
+    def build(numba_dir: Path | None) -> str:
+        raise RuntimeError("bad graph")
+
+    with pytest.raises(RuntimeError, match="bad graph"):
+        cc.CompileCache(FLAGS, root=tmp_path).compile("m1", build)
+
+
+def test_unusable_folder_compiles_without_the_cache(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder would be")
+    got = []
+
+    def build(numba_dir: Path | None) -> str:
+        got.append(numba_dir)
+        return "compiled"
+
+    out, report = cc.CompileCache(FLAGS, root=blocker).compile("m1", build)
+    assert out == "compiled" and got == [None]
+    assert report.status == "off" and "without it" in report.message()
+
+
+def _writer(root: str, tag: int, queue) -> None:
+    """A process that compiles (slowly) into the shared cache."""
+
+    def build(numba_dir: Path | None) -> str:
+        start = time.time()
+        time.sleep(0.5)
+        (numba_dir / f"w{tag}.nbi").write_bytes(b"i")
+        (numba_dir / f"w{tag}.1.nbc").write_bytes(b"d" * 1000)
+        return f"{start} {time.time()}"
+
+    out, report = cc.CompileCache(FLAGS, root=Path(root)).compile(f"m{tag}", build)
+    queue.put((tag, out, report.status))
+
+
+def test_two_writers_take_turns_and_both_are_recorded(tmp_path):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), i, queue)) for i in (1, 2)]
+    for p in procs:
+        p.start()
+    results = sorted(queue.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    spans = sorted(tuple(map(float, out.split())) for _, out, _ in results)
+    assert spans[0][1] <= spans[1][0], "the two compiles overlapped"
+    manifest = json.loads(
+        (cc.CompileCache(FLAGS, root=tmp_path).folder / "manifest.json").read_text()
+    )
+    assert set(manifest["models"]) == {"m1", "m2"} and len(manifest["files"]) == 4
+
+
+def test_info_and_clear(tmp_path):
+    cache = cc.CompileCache(FLAGS, root=tmp_path)
+    cache.compile("m1", _build(b"x" * 100))
+    info = cc.info(tmp_path)
+    assert info["bytes"] > 100 and len(info["toolchains"]) == 1
+    assert info["toolchains"][0]["models"][0]["compile_s"] >= 0
+    assert cc.clear(tmp_path) == info["bytes"]
+    assert cc.info(tmp_path)["bytes"] == 0
+    assert cache.compile("m1", _build(b"x"))[1].status == "miss"
+    assert cc.info(tmp_path / "nothing-here") == {
+        "root": str(tmp_path / "nothing-here"),
+        "bytes": 0,
+        "toolchains": [],
+    }
