@@ -91,7 +91,7 @@ def write_spec(tmp_path: Path, source: Path | str, extra: str = "") -> Path:
 
 def test_catalogue_is_complete() -> None:
     files = {c["file"] for c in CASES if "file" in c}
-    on_disk = {p.name for p in HERE.iterdir() if p.suffix in (".csv", ".toml")}
+    on_disk = {p.name for p in HERE.iterdir() if p.suffix in (".csv", ".toml", ".rm5")}
     on_disk -= {"cases.toml", "clean.csv"}
     assert files == on_disk  # every bad file has an expected outcome, and vice versa
     assert all(c["expect"] in ("error", "accept") for c in CASES)

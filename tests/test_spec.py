@@ -167,7 +167,7 @@ def test_unknown_model_name_is_an_error_when_used(tmp_path) -> None:
         ('[[data]]\nsource = "ivig_rm"\n', ": [data] must be a table"),
         (
             '[data]\nsorce = "ivig_rm"\n',
-            " [data]: unknown key 'sorce'; valid: source, exclude, columns",
+            " [data]: unknown key 'sorce'; valid: source, exclude, columns, outcome",
         ),
         (
             MINIMAL + '[model]\nrandom_effect = "student-t"\n',

@@ -261,10 +261,16 @@ def _progress(enabled: bool) -> Any:
     return _Status()
 
 
-def _load_data(source: str, *, min_trials: int, columns: dict[str, str] | None = None) -> Any:
+def _load_data(
+    source: str,
+    *,
+    min_trials: int,
+    columns: dict[str, str] | None = None,
+    outcome: str | None = None,
+) -> Any:
     from trialsynth.data.trials import load
 
-    data = load(source, columns=columns or None, min_trials=min_trials)
+    data = load(source, columns=columns or None, min_trials=min_trials, outcome=outcome)
     return data
 
 
@@ -345,8 +351,13 @@ def fit(
     data: Annotated[
         str | None,
         typer.Argument(
-            help="CSV path or shipped dataset (ivig_rm, ivig_rm_secondary, crins2014, bcg)."
+            help="CSV path, RevMan 5 file (.rm5 or analysis export) or shipped dataset "
+            "(ivig_rm, ivig_rm_secondary, crins2014, bcg)."
         ),
+    ] = None,
+    outcome: Annotated[
+        str | None,
+        typer.Option(help="RevMan outcome: C.O (comparison.outcome, e.g. 1.1) or its name."),
     ] = None,
     model: Annotated[
         str, typer.Option(help="binomial-normal | normal-normal | common-effect")
@@ -462,7 +473,7 @@ def fit(
         seed=DEFAULT_SEED if seed is None else seed,
         target_accept=target_accept,
     )
-    trials = _load_data(data, min_trials=1 if model == "common-effect" else 2)
+    trials = _load_data(data, min_trials=1 if model == "common-effect" else 2, outcome=outcome)
     spec = ModelSpec.from_options(
         model,
         data_kind=trials.kind,
@@ -571,6 +582,7 @@ def run(
         spec.data_source(),
         min_trials=1 if spec.model == "common-effect" else 2,
         columns=spec.columns,
+        outcome=spec.outcome,
     )
     if spec.exclude:
         missing = [s for s in spec.exclude if s not in trials.study]
@@ -1284,6 +1296,11 @@ def compare(
             err.print(
                 f"[bold red]warning[/bold red]: {r['model']}: the fit FAILED its convergence checks"
             )
+
+
+from trialsynth.cli.data import data as _data_command  # noqa: E402 (after app exists)
+
+app.command(name="data")(_data_command)
 
 
 def main(argv: list[str] | None = None) -> int:

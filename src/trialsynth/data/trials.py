@@ -54,6 +54,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from trialsynth.core import effects
+from trialsynth.data import revman
 
 __all__ = [
     "SHIPPED_DATASETS",
@@ -283,6 +284,10 @@ class TrialData:
         Rows read but not analysed.
     notices : tuple of str
         Human-readable notes for reports: exclusions, column mappings, conversions.
+    reference : dict or None
+        A published pooled result that came with the data (RevMan's own result of the
+        outcome read from a review, :func:`trialsynth.data.revman.select`); not part of
+        :attr:`sha256`.
     """
 
     name: str
@@ -296,6 +301,7 @@ class TrialData:
     se: NDArray[np.float64] | None
     excluded: tuple[Exclusion, ...]
     notices: tuple[str, ...]
+    reference: dict[str, Any] | None
     _covariates: pd.DataFrame = field(repr=False)
     _column_mapping: dict[str, str] = field(repr=False)
 
@@ -315,6 +321,7 @@ class TrialData:
         excluded: Iterable[Exclusion] = (),
         column_mapping: Mapping[str, str] | None = None,
         notices: Iterable[str] = (),
+        reference: Mapping[str, Any] | None = None,
     ) -> None:
         name = str(name)
         if kind not in ("arm", "contrast"):
@@ -418,6 +425,7 @@ class TrialData:
             object.__setattr__(self, col, arr)
         object.__setattr__(self, "excluded", tuple(excluded))
         object.__setattr__(self, "notices", tuple(str(n) for n in notices))
+        object.__setattr__(self, "reference", None if reference is None else dict(reference))
         object.__setattr__(self, "_covariates", cov)
         object.__setattr__(self, "_column_mapping", dict(column_mapping or {}))
 
@@ -1005,6 +1013,7 @@ def load(
     *,
     columns: Mapping[str, str] | None = None,
     min_trials: int = 2,
+    outcome: str | None = None,
 ) -> TrialData:
     """Read, validate and standardise trial data.
 
@@ -1019,6 +1028,10 @@ def load(
     min_trials : int
         Fewest trials allowed after exclusions: 2 for random-effects models (default), 1 for
         a common-effect model.
+    outcome : str, optional
+        For a RevMan 5 review (``.rm5``) or analysis export (CSV with the ``Comparison
+        Number, Outcome Number, Subgroup Number, ...`` header): the outcome ``C.O`` or its
+        name (:mod:`trialsynth.data.revman`). Required when the file has several outcomes.
 
     Returns
     -------
@@ -1040,6 +1053,14 @@ def load(
     if min_trials < 1:
         raise ValueError(f"min_trials must be at least 1, not {min_trials}")
     label, raw, spec = _read_source(source)
+    if spec is None and revman.is_revman(label, raw[:512]):
+        try:
+            selection = revman.select(label, raw, outcome)
+        except revman.RevManError as err:  # the loader's one error type
+            raise DataError(str(err), source=label) from None
+        return _from_revman(selection, min_trials)
+    if outcome is not None:
+        raise _error(label, "an outcome can only be chosen in a RevMan file (.rm5 or export)")
     header, records = _read_table(raw, label)
 
     mapped_by = ""
@@ -1173,6 +1194,41 @@ def load(
         excluded=excluded,
         column_mapping=plan.mapping,
         notices=[*exclusion_notices, *plan.notices, *_uninformative_notices(kind, arrays)],
+        **arrays,
+    )
+
+
+def _from_revman(sel: revman.Selection, min_trials: int) -> TrialData:
+    """Arm-level trial data from a RevMan outcome (covariates typed as in a CSV)."""
+    frame, label = sel.frame, sel.review.source
+    if len(frame) < min_trials:
+        raise _error(
+            label,
+            f"analysis {sel.outcome.number} has {len(frame)} trial(s) with data, at least "
+            f"{min_trials} needed",
+        )
+    counts = ("events_t", "n_t", "events_c", "n_c")
+    cov_cols = [c for c in frame.columns if c not in ("study", *counts)]
+    covariates = pd.DataFrame(
+        {c: _covariate([str(v) for v in frame[c]]) for c in cov_cols},
+        index=pd.RangeIndex(len(frame)),
+    )
+    arrays = {c: frame[c].to_numpy(dtype=np.int64) for c in counts}
+    mapping = {
+        "study": "STUDY NAME",
+        "events_t": "EVENTS_1",
+        "n_t": "TOTAL_1",
+        "events_c": "EVENTS_2",
+        "n_c": "TOTAL_2",
+    }
+    return TrialData(
+        label,
+        "arm",
+        list(frame["study"]),
+        covariates=covariates,
+        column_mapping=mapping,
+        notices=[*sel.notices, *_uninformative_notices("arm", arrays)],
+        reference=sel.reference,
         **arrays,
     )
 

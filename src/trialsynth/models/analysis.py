@@ -26,7 +26,7 @@ class SpecError(ValueError):
 
 _SECTIONS: dict[str, tuple[str, ...]] = {
     "analysis": ("name", "title", "question", "treatment", "control"),
-    "data": ("source", "exclude", "columns"),
+    "data": ("source", "exclude", "columns", "outcome"),
     "model": (
         "model",
         "engine",
@@ -58,6 +58,7 @@ class AnalysisSpec:
     control: str = "control"
     exclude: tuple[str, ...] = ()
     columns: dict[str, str] = field(default_factory=dict)
+    outcome: str | None = None  # a RevMan review's outcome, C.O or its name
     model: str = "binomial-normal"
     likelihood: str | None = None
     engine: str = "auto"
@@ -189,6 +190,7 @@ def load_spec(path: str | Path) -> AnalysisSpec:
         control=get("analysis", "control", str, "control"),
         exclude=tuple(str(s) for s in exclude),
         columns={str(k): str(v) for k, v in columns.items()},
+        outcome=get("data", "outcome", str),
         model=get("model", "model", str, "binomial-normal"),
         likelihood=get("model", "likelihood", str),
         engine=engine,

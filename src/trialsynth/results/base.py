@@ -231,6 +231,8 @@ class FitResult:
             "analysis_key": analysis_key(prov),
             "versions": prov["versions"],
         }
+        if prov.get("reference"):  # RevMan's own pooled result of the outcome
+            out["published_reference"] = prov["reference"]
         return self._refine(out)
 
     def _subgroup_summary(self) -> dict[str, Any]:

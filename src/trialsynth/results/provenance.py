@@ -155,6 +155,8 @@ def package(
         "frequentist": classical_references(data, spec.correction),
         "data_table": data.to_frame().to_json(orient="records"),
     }
+    if data.reference:  # a published pooled result read with the data (RevMan)
+        provenance["reference"] = data.reference
     provenance["fit_key"] = fit_key(provenance)
     tree = xr.DataTree.from_dict({**groups, "observed_data": observed})
     tree.attrs["trialsynth"] = json.dumps(provenance, sort_keys=True)

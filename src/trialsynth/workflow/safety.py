@@ -242,7 +242,8 @@ def recorded_trials(provenance: Mapping[str, Any], where: str) -> TrialData:
     sha = provenance["data_sha256"]
     studies = list(provenance.get("studies", []))
     try:
-        data = load(provenance["data_name"], min_trials=1)
+        outcome = (provenance.get("reference") or {}).get("analysis")  # a RevMan outcome
+        data = load(provenance["data_name"], min_trials=1, outcome=outcome)
         if data.sha256 != sha and studies and set(studies) <= set(data.study):
             data = data.subset(studies)
         if data.sha256 == sha:
