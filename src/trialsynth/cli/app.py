@@ -17,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trialsynth.cli.explore import explore as _explore
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -1302,6 +1304,7 @@ from trialsynth.cli.data import data as _data_command  # noqa: E402 (after app e
 
 app.command(name="data")(_data_command)
 
+app.command(name="explore")(_explore)
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn known errors into one line and an exit code."""
