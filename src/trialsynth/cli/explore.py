@@ -34,8 +34,13 @@ def explore(
     ] = False,
 ) -> None:
     """Serve an interactive page: change priors, drop trials, see the posterior at once."""
-    from trialsynth.explore.serve import serve
-    from trialsynth.explore.service import explorer_for
+    try:  # the explorer's web stack is a dependency of the package, but say so if missing
+        from trialsynth.explore.serve import serve
+        from trialsynth.explore.service import explorer_for
+    except ModuleNotFoundError as err:
+        raise TrialsynthError(
+            f"trialsynth explore needs {err.name}: pip install starlette uvicorn"
+        ) from None
 
     if not 0 <= port <= 65535:
         raise TrialsynthError(f"--port: {port} is not a port number (0-65535)")
