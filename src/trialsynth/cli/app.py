@@ -1306,6 +1306,7 @@ app.command(name="data")(_data_command)
 
 app.command(name="explore")(_explore)
 
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn known errors into one line and an exit code."""
     try:  # typer >= 0.20 vendors click as a private module
