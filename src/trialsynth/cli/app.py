@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trialsynth.cli.cumulative import cumulative_command
 from trialsynth.cli.explore import explore as _explore
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app = typer.Typer(
 out = Console(soft_wrap=True)
 # soft_wrap: a note or warning is one line however narrow the terminal or pipe.
 err = Console(stderr=True, soft_wrap=True)
+app.command("cumulative")(cumulative_command)
 
 EXIT_BAD_INPUT = 2
 EXIT_NOT_CONVERGED = 3

@@ -97,6 +97,24 @@ def _sample(compiled: Any, settings: SamplerSettings) -> Any:
     )
 
 
+def sample_values(
+    spec: ModelSpec,
+    data: TrialData,
+    priors: PriorSet,
+    settings: SamplerSettings,
+    values: dict[str, np.ndarray],
+) -> tuple[Any, bool]:
+    """Sample the reusable compiled model of this structure with other ``pm.Data`` values.
+
+    ``values`` replace :func:`~trialsynth.models.spec.model_values` (same names and shapes),
+    e.g. a cumulative meta-analysis whose later trials have empty arms (no likelihood):
+    every step is one ``with_data`` of one compiled model. Returns the derived draws (as
+    :func:`derive`, labelled with ``data``'s studies) and whether the model was compiled now.
+    """
+    compiled, fresh = compiled_model(spec, data, priors, reusable=True)
+    return derive(_sample(compiled.with_data(**values), settings), spec, data, settings.seed), fresh
+
+
 def derive(raw: Any, spec: ModelSpec, data: TrialData, seed: int) -> Any:
     """Replace the sampler's posterior by the quantities trialsynth reports.
 

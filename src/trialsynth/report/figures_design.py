@@ -24,6 +24,7 @@ from trialsynth.report.plots import OKABE_ITO, _log_or_axis, _pyplot
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from trialsynth.analysis.cumulative import Cumulative, Step
     from trialsynth.analysis.updated_meta import ConclusionMap, UpdatedDesign
 
 #: Curves of :func:`assurance_curves_plot`: key, label, colour, marker.
@@ -127,3 +128,117 @@ def conclusion_map_plot(cmap: ConclusionMap, *, title: str | None = None) -> Fig
     )
     fig.tight_layout()
     return fig
+
+
+def _step_label(step: Step) -> str:
+    when = f" ({step.order_value})" if step.order_value is not None else ""
+    return f"+ {step.added}{when}"
+
+
+def cumulative_forest_plot(cum: Cumulative, *, title: str | None = None) -> Figure:
+    """Cumulative forest plot: the pooled OR with its 95% CrI after each trial is added.
+
+    One row per step (top: the first trial), labelled with the trial added and its order
+    value; the classical cumulative DL estimate is drawn beside each row (open marker, thin
+    line). P(OR > 1) is printed on the right.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes with one row per step (y tick labels ``+ <study> (<order value>)``).
+    """
+    plt = _pyplot()
+    k = len(cum.steps)
+    fig, ax = plt.subplots(figsize=(7.6, 1.2 + 0.42 * k))
+    rows = np.arange(k)[::-1].astype(float)
+    for y, s in zip(rows, cum.steps, strict=True):
+        o, c = s.odds_ratio, s.classical
+        ax.plot([o["q025"], o["q975"]], [y, y], color=OKABE_ITO["blue"], lw=2)
+        ax.plot(o["median"], y, "D", color=OKABE_ITO["blue"], ms=5)
+        ax.plot([c["lower"], c["upper"]], [y - 0.25] * 2, color="0.45", lw=0.9)
+        ax.plot(c["or"], y - 0.25, "o", mfc="white", mec="0.45", ms=4)
+        ax.annotate(
+            f"{s.p_mu_gt_0:.3f}",
+            (1.01, y),
+            xycoords=("axes fraction", "data"),
+            fontsize=8,
+            va="center",
+        )
+    lo = min(min(s.odds_ratio["q025"], s.classical["lower"]) for s in cum.steps)
+    hi = max(max(s.odds_ratio["q975"], s.classical["upper"]) for s in cum.steps)
+    ax.axvline(1.0, color="0.4", lw=0.7)
+    _log_or_axis(ax, lo / 1.2, hi * 1.2)
+    ax.set_yticks(rows, [_step_label(s) for s in cum.steps], fontsize=8)
+    ax.set_ylim(-0.8, k - 0.4)
+    ax.set_xlabel("pooled odds ratio after the trials so far (95% interval)")
+    ax.annotate("P(OR > 1)", (1.01, k - 0.45), xycoords=("axes fraction", "data"), fontsize=8)
+    ax.set_title(
+        title
+        or f"{cum.data_name}: cumulative meta-analysis ({cum.model}, {cum.engine})\n"
+        "diamonds: posterior median and 95% CrI; circles: DerSimonian-Laird and 95% CI",
+        fontsize=9,
+        loc="left",
+    )
+    fig.tight_layout()
+    return fig
+
+
+def cumulative_probability_plot(cum: Cumulative, *, title: str | None = None) -> Figure:
+    """P(OR > 1) over the order (years), with the classical cumulative estimate beside it.
+
+    Left: the posterior P(OR > 1) and the predictive P(OR_new > 1) after each step (with
+    +-2 MCSE bars for MCMC steps). Right: the classical cumulative DerSimonian-Laird OR with
+    its 95% CI against the same axis.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes; the left one has lines labelled ``P(OR > 1)`` and ``P(OR_new > 1)``.
+    """
+    plt = _pyplot()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(9.6, 3.8), sharex=True)
+    x = np.array([_order_number(s.order_value, s.k) for s in cum.steps], dtype=float)
+    p = np.array([s.p_mu_gt_0 for s in cum.steps])
+    q = np.array([s.p_theta_new_gt_0 for s in cum.steps])
+    ax.step(x, p, where="post", color=OKABE_ITO["blue"], label="P(OR > 1)")
+    ax.plot(x, p, "o", color=OKABE_ITO["blue"], ms=4)
+    ax.step(x, q, where="post", color=OKABE_ITO["orange"], ls="--", label="P(OR_new > 1)")
+    mc = [s.mcse for s in cum.steps]
+    if all(m is not None for m in mc):
+        err = 2 * np.array([m["p_mu_gt_0"] for m in mc])  # type: ignore[index]
+        ax.errorbar(x, p, yerr=err, fmt="none", color=OKABE_ITO["blue"], lw=0.8)
+    ax.axhline(0.5, color="0.6", lw=0.7)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("posterior probability")
+    ax.set_xlabel(cum.order)
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.grid(color="0.92", lw=0.5)
+    est = np.array([s.classical["or"] for s in cum.steps])
+    lo = np.array([s.classical["lower"] for s in cum.steps])
+    hi = np.array([s.classical["upper"] for s in cum.steps])
+    bx.errorbar(x, est, yerr=[est - lo, hi - est], fmt="o", color="0.3", ms=4, capsize=2)
+    bx.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    bx.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    bx.yaxis.set_minor_formatter(NullFormatter())
+    bx.axhline(1.0, color="0.4", lw=0.7)
+    bx.set_ylabel("cumulative DerSimonian-Laird OR (95% CI)")
+    bx.set_xlabel(cum.order)
+    bx.grid(color="0.92", lw=0.5)
+    fig.suptitle(
+        title or f"{cum.data_name}: the evidence over time ({cum.model}, {cum.engine})",
+        fontsize=9,
+        x=0.01,
+        ha="left",
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _order_number(value: object, k: int) -> float:
+    """The order value as a number for the x axis (the step number if it is not one)."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float(k)
