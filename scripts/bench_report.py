@@ -52,7 +52,7 @@ FOREST_ONLY = textwrap.dedent(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from trialsynth.results.base import FitResult
-    from trialsynth.report.plots import forest_plot
+    from trialsynth.report.forest import forest_plot
     fit = FitResult.load(sys.argv[1])
     fig = forest_plot(fit, treatment="IVIg", control="placebo")
     fig.savefig(sys.argv[2], dpi=300)
@@ -68,7 +68,7 @@ SPLIT = textwrap.dedent(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from trialsynth.report import report as rep
-    from trialsynth.report.plots import save_figure
+    from trialsynth.report.style import save_figure
     from trialsynth.results.base import FitResult
     t_import = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -1,14 +1,87 @@
-"""Shared fixtures: fitted models are session-scoped with fixed seeds (they compile once)."""
+"""Shared fixtures: the catalogue of fitted models, session-scoped with fixed seeds.
+
+A fit used by more than one test module lives here, so each is made once per session.
+
+The ``mcmc`` marker is kept true by a guard: a test that is not marked ``mcmc`` and
+compiles or samples a PyMC model (itself or through a fixture it is the first to use)
+fails with a message naming it. So ``pytest -m "not mcmc"`` runs the numpy-only suite.
+Set ``TRIALSYNTH_MCMC_AUDIT=FILE`` to list such tests in FILE instead of failing them.
+"""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from trialsynth.core.settings import SamplerSettings
 from trialsynth.data.trials import load
+from trialsynth.engines import mcmc as mcmc_engine
 from trialsynth.models.spec import ModelSpec
 from trialsynth.priors.prior import PriorSet, parse_prior
 from trialsynth.results.fitting import fit
+
+_RUNNING: dict[str, Any] = {}
+#: Fixtures (here and in test modules) that fit a model by MCMC: their users are marked
+#: ``mcmc`` automatically; a test that fits in its own body carries the marker itself.
+MCMC_FIXTURES = frozenset(
+    {
+        "crins_mcmc",
+        "bcg_mcmc",
+        "ivig_bn",
+        "ivig",  # test_plots, test_report, test_queries
+        "ivig_sub",
+        "secondary",
+        "saved_fits",
+        "fitted",
+        "seeded",
+        "two_fits",
+        "written",
+        "uninterrupted",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the users of MCMC fixtures ``mcmc`` (``-m "not mcmc"`` then skips them)."""
+    for item in items:
+        if MCMC_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.mcmc)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _RUNNING["item"] = item  # session fixtures are made during their first user's setup
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    _RUNNING.pop("item", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _mcmc_marker_is_true():
+    """Refuse an MCMC compile inside a test that is not marked ``mcmc``."""
+    real = mcmc_engine.compiled_model
+    audit = os.environ.get("TRIALSYNTH_MCMC_AUDIT")
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        item = _RUNNING.get("item")
+        if item is not None and item.get_closest_marker("mcmc") is None:
+            if not audit:
+                raise RuntimeError(
+                    f"{item.nodeid} compiles a PyMC model but is not marked "
+                    "@pytest.mark.mcmc (see tests/conftest.py)"
+                )
+            with Path(audit).open("a", encoding="utf-8") as fh:
+                fh.write(item.nodeid + "\n")
+        return real(*args, **kwargs)
+
+    mcmc_engine.compiled_model = guarded
+    yield
+    mcmc_engine.compiled_model = real
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +103,10 @@ def bcg_mcmc():
     """bcg, binomial-normal, tau ~ HN(0.5), mu ~ N(0, 2.82): the MetaStan vignette setting."""
     data = load("bcg")
     return fit(data, spec=ModelSpec(), settings=SamplerSettings(draws=3000, seed=12))
+
+
+@pytest.fixture(scope="session")
+def ivig_bn():
+    """ivig_rm, binomial-normal, default priors, 4 x 1000 draws (figures and report tests)."""
+    settings = SamplerSettings(draws=1000, tune=500, seed=20261125)
+    return fit(load("ivig_rm"), spec=ModelSpec(), settings=settings, reusable=True)

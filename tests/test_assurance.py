@@ -169,6 +169,7 @@ def test_n_for_target_grows_with_uncertainty_and_with_target():
 # ------------------------------------------------------------------ from a fit
 
 
+@pytest.mark.mcmc
 def test_design_trial_on_a_fit(secondary):
     res = FitResult.load(secondary)
     out = design_trial(res, [100, 400, 1600], seed=5)
@@ -189,6 +190,7 @@ def test_design_trial_on_a_fit(secondary):
     assert "unreachable" in unreachable.target_note
 
 
+@pytest.mark.mcmc
 def test_design_for_a_subgroup(tmp_path):
     from trialsynth.models.spec import ModelSpec
 

@@ -22,6 +22,7 @@ _spec.loader.exec_module(calibration)
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.mcmc
 def test_sbc_ranks_are_uniform() -> None:
     # Chi-square test of uniform ranks (10 bins, 200 replications, expected 20 a bin) for
     # mu and for tau, each at level 0.01: a miscalibrated posterior (e.g. a prior in the
@@ -34,6 +35,7 @@ def test_sbc_ranks_are_uniform() -> None:
 
 
 @pytest.mark.parametrize(("mu", "tau"), calibration.SCENARIOS)
+@pytest.mark.mcmc
 def test_coverage_of_mu(mu: float, tau: float) -> None:
     # Target 93-97% (issue 7). With 200 replications the exact (Clopper-Pearson) 95%
     # interval of the observed coverage is about +-3.5 points; the test fails when that

@@ -300,6 +300,7 @@ def damage(kind: str, good: Path, other: Path, target: Path) -> Path:
 
 
 @pytest.mark.parametrize("case", cases("fit"))
+@pytest.mark.mcmc
 def test_damaged_fit_folder(case: dict[str, Any], saved_fits, tmp_path: Path) -> None:
     folder = damage(case["damage"], *saved_fits, tmp_path / "fit")
     for args in (["query", folder, "P(OR > 1)"], ["fit", "--from", folder]):

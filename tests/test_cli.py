@@ -95,6 +95,7 @@ def fitted(tmp_path_factory) -> tuple[Run, Path]:
 # ---------------------------------------------------------------------- fit --json
 
 
+@pytest.mark.mcmc
 def test_fit_json_has_interface_keys(fitted) -> None:
     s = fitted[0].json
     assert INTERFACE_KEYS <= set(s)
@@ -175,12 +176,14 @@ def test_saved_fit_loads_with_same_summary(fitted) -> None:
     assert s["tau"]["mean"] == pytest.approx(float(tau.mean()), rel=1e-12)
 
 
+@pytest.mark.mcmc
 def test_same_seed_gives_identical_summary(fitted) -> None:
     again = call(FIT_ARGS)  # reuses the compiled model
     assert again.code == 0, again.err
     assert again.json == fitted[0].json
 
 
+@pytest.mark.mcmc
 def test_other_seed_gives_other_draws(fitted) -> None:
     other = call([*FIT_ARGS[:-1], "2"])
     assert other.code == 0, other.err
@@ -191,6 +194,7 @@ def test_other_seed_gives_other_draws(fitted) -> None:
     assert abs(s["mu"]["median"] - fitted[0].json["mu"]["median"]) < s["mu"]["sd"]
 
 
+@pytest.mark.mcmc
 def test_fit_human_output_prints_priors(capsys) -> None:
     code = main(["fit", "ivig_rm", "--draws", "100", "--tune", "100", "--seed", "1"])
     captured = capsys.readouterr()
@@ -205,6 +209,7 @@ def test_fit_human_output_prints_priors(capsys) -> None:
 # ---------------------------------------------------------------------- --strict
 
 
+@pytest.mark.mcmc
 def test_strict_exits_3_on_failed_checks(capsys, fitted) -> None:
     # 20 draws x 4 chains cannot reach ESS >= 400: an honest failure of the checks
     args = ["fit", "ivig_rm", "--json", "--draws", "20", "--tune", "20", "--seed", "1"]
@@ -225,6 +230,7 @@ def test_strict_exits_3_on_failed_checks(capsys, fitted) -> None:
     assert "failed its convergence checks" in " ".join(captured.err.split())
 
 
+@pytest.mark.mcmc
 def test_strict_failure_message_is_one_line(capsys, monkeypatch, fitted) -> None:
     monkeypatch.setattr(cli.err, "width", 80)  # stderr to a pipe or log file
     code = main(["fit", "ivig_rm", "--json", "--draws", "20", "--tune", "20", "--strict"])
@@ -253,6 +259,7 @@ def _spec_copy(tmp_path: Path, out: Path) -> Path:
     return path
 
 
+@pytest.mark.mcmc
 def test_run_writes_then_reuses_then_refits(tmp_path, fitted) -> None:
     out = tmp_path / "reports" / "ivig_rm"
     spec = _spec_copy(tmp_path, out)
@@ -290,6 +297,7 @@ def test_run_writes_then_reuses_then_refits(tmp_path, fitted) -> None:
     assert fourth.json["mu"] != s["mu"]
 
 
+@pytest.mark.mcmc
 def test_run_out_option_overrides_spec(tmp_path, fitted) -> None:
     spec = _spec_copy(tmp_path, tmp_path / "from_spec")
     other = tmp_path / "elsewhere"
@@ -402,6 +410,7 @@ def test_one_trial_binomial_normal_is_an_error(capsys, tmp_path) -> None:
     )
 
 
+@pytest.mark.mcmc
 def test_one_trial_common_effect_is_allowed(tmp_path) -> None:
     path = _one_trial_csv(tmp_path)
     res = call(

@@ -120,6 +120,7 @@ def test_expected_over_student_t_effects_matches_quadrature():
 # ------------------------------------------------------------------ exact refits
 
 
+@pytest.mark.mcmc
 def test_refit_elpd_equals_direct_computation_common_effect():
     """Common effect, 3 trials: p(y_i | y_-i) by 1-D quadrature over mu (no MCMC)."""
     data = TrialData(
@@ -156,6 +157,7 @@ def large_tau():
     return simulated(12, tau=1.0, seed=5)
 
 
+@pytest.mark.mcmc
 def test_common_effect_loses_to_random_effects_when_tau_is_large(large_tau):
     comp = compare_models(large_tau, "normal,common-effect", settings=SETTINGS)
     rows = {r["model"]: r for r in comp.rows()}
@@ -189,6 +191,7 @@ def test_parse_models():
         parse_models("normal,covariate:latitude", data)
 
 
+@pytest.mark.mcmc
 def test_cli_compare_json(large_tau, tmp_path):
     csv = tmp_path / "sim.csv"
     frame = large_tau.to_frame()[["study", "events_t", "n_t", "events_c", "n_c"]]

@@ -142,6 +142,7 @@ def test_flat_mu_prior_exact_fit_equals_inverse_variance_as_tau_prior_shrinks() 
     assert s["mu"]["sd"] == pytest.approx(sd, abs=1e-3)
 
 
+@pytest.mark.mcmc
 def test_mcmc_agrees_with_exact_within_monte_carlo_error(crins_mcmc, crins_exact) -> None:
     # Same model, data and priors (crins_mcmc: conftest, 4 x 5000 draws). Tolerance:
     # AGREEMENT_Z = 4 MCSE per quantity (ArviZ MCSE of means, sds, quantiles, probabilities).
@@ -173,6 +174,7 @@ def test_likelihood_notice_thresholds() -> None:
     assert likelihood_notice(moved, data, NN, CRINS_PRIORS) is None
 
 
+@pytest.mark.mcmc
 def test_sparse_binomial_fit_says_the_likelihoods_differ() -> None:
     # rare events with zero cells: the 0.5 correction pulls the normal-normal log-ORs to 0
     data = TrialData(
@@ -211,6 +213,7 @@ def test_cli_default_engine_for_normal_normal_is_exact(capsys) -> None:
     assert json.loads(capsys.readouterr().out)["engine"] == "exact"
 
 
+@pytest.mark.mcmc
 def test_cli_engine_both_shows_agreement(capsys) -> None:
     code = main(["fit", "crins2014", "--model", "normal-normal", "--engine", "both",
                  "--draws", "1000", "--seed", "4"])  # fmt: skip
@@ -275,6 +278,7 @@ def test_exact_subgroup_fit_is_one_exact_model_per_subgroup(ivig_sub_exact) -> N
     assert c.probability == pytest.approx(float(direct)) and c.mcse > 0
 
 
+@pytest.mark.mcmc
 def test_exact_subgroup_fit_agrees_with_mcmc(ivig_sub_exact) -> None:
     mcmc = fit(load("ivig_rm"), spec=SUB, settings=SamplerSettings(seed=6), engine="mcmc")
     assert mcmc.ok

@@ -86,6 +86,7 @@ def test_crins_fit_converged(crins_mcmc):
 # published to two decimals, stated MCMC accuracy about +-0.02: tolerance 0.02 + 4 MCSE.
 
 
+@pytest.mark.mcmc
 def test_bcg_binomial_normal_matches_metastan(bcg_mcmc):
     mu, tau = bcg_mcmc.draws("mu"), bcg_mcmc.draws("tau")
     assert_mc_close(mu, "mean", -0.74, 0.02)
@@ -102,6 +103,7 @@ def test_bcg_binomial_normal_matches_metastan(bcg_mcmc):
 # N(inverse-variance estimate, its squared standard error) (a closed form).
 
 
+@pytest.mark.mcmc
 def test_common_effect_flat_prior_equals_inverse_variance():
     data = load("ivig_rm")
     lor = log_odds_ratios(data.events_t, data.n_t, data.events_c, data.n_c)
@@ -141,6 +143,7 @@ def _simulate(k: int, mu: float, tau: float, n: int, seed: int) -> TrialData:
 
 
 @pytest.mark.parametrize("model", ["binomial-normal", "normal-normal"])
+@pytest.mark.mcmc
 def test_recovery_of_planted_mu_and_tau(model):
     mu_true, tau_true = 0.5, 0.4
     data = _simulate(25, mu_true, tau_true, n=300, seed=2026)
@@ -155,6 +158,7 @@ def test_recovery_of_planted_mu_and_tau(model):
     assert res.ok
 
 
+@pytest.mark.mcmc
 def test_zero_event_arms_and_double_zero_trials_fit():
     data = TrialData(
         "zeros",
@@ -170,6 +174,7 @@ def test_zero_event_arms_and_double_zero_trials_fit():
     assert res.summary()["k"] == 4
 
 
+@pytest.mark.mcmc
 def test_same_seed_same_draws_different_seed_different_draws():
     data = load("ivig_rm_secondary")
     a = fit(data, settings=SamplerSettings(draws=300, seed=9))
@@ -180,6 +185,7 @@ def test_same_seed_same_draws_different_seed_different_draws():
     assert not np.array_equal(a.draws("mu"), c.draws("mu"))
 
 
+@pytest.mark.mcmc
 def test_refit_with_new_hyperparameters_changes_posterior_not_structure():
     data = load("ivig_rm_secondary")
     narrow = fit(

@@ -19,7 +19,7 @@ from trialsynth.core.settings import SamplerSettings
 from trialsynth.data.trials import load
 from trialsynth.engines.diagnostics import Diagnostics
 from trialsynth.models.spec import ModelSpec
-from trialsynth.report import plots
+from trialsynth.report import forest, plots, style
 from trialsynth.results.exact import ExactFit
 from trialsynth.results.fitting import fit
 from trialsynth.results.queries import benefit_curve
@@ -28,9 +28,9 @@ SMALL = SamplerSettings(draws=1000, tune=500, seed=20261125)
 
 
 @pytest.fixture(scope="module")
-def ivig():
-    """ivig_rm, binomial-normal, default priors; reusable so other modules share the compile."""
-    return fit(load("ivig_rm"), spec=ModelSpec(), settings=SMALL, reusable=True)
+def ivig(ivig_bn):
+    """ivig_rm, binomial-normal, default priors (the conftest catalogue's fit)."""
+    return ivig_bn
 
 
 @pytest.fixture(autouse=True)
@@ -60,8 +60,9 @@ def _texts(fig) -> list[str]:
 # ------------------------------------------------------------------ forest plot
 
 
+@pytest.mark.mcmc
 def test_forest_rows_labels_and_log_axis(ivig) -> None:
-    fig = plots.forest_plot(ivig, treatment="IVIg", control="placebo")
+    fig = forest.forest_plot(ivig, treatment="IVIg", control="placebo")
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
     k = len(ivig.studies)
@@ -69,7 +70,7 @@ def test_forest_rows_labels_and_log_axis(ivig) -> None:
     assert len(labels) == k + 2 + 3
     assert [lab.rstrip(" *\u2020") for lab in labels[:k]] == ivig.studies
     assert labels[k : k + 2] == ["Pooled (random effects)", "Predicted for a new trial"]
-    assert labels[k + 2 :] == [plots.CLASSICAL_LABELS[m] for m in ("mh", "dl", "reml")]
+    assert labels[k + 2 :] == [style.CLASSICAL_LABELS[m] for m in ("mh", "dl", "reml")]
     assert ax.get_xscale() == "log"
     assert "favours placebo" in ax.get_xlabel() and "favours IVIg" in ax.get_xlabel()
     # rows run top to bottom in data order
@@ -79,7 +80,7 @@ def test_forest_rows_labels_and_log_axis(ivig) -> None:
 
 def test_forest_draws_the_summary_numbers(ivig) -> None:
     s = ivig.summary()
-    fig = plots.forest_plot(ivig, treatment="IVIg", control="placebo")
+    fig = forest.forest_plot(ivig, treatment="IVIg", control="placebo")
     ax = fig.axes[0]
     k = len(ivig.studies)
     bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
@@ -105,7 +106,7 @@ def test_forest_marks_data_confidence(ivig) -> None:
     frame = ivig.data_frame
     frame.loc[0, "confidence"] = "reconstructed"  # pretend the first row was reconstructed
     prov = dict(ivig.provenance, data_table=frame.to_json(orient="records"))
-    fig = plots.forest_plot(replace(ivig, provenance=prov))
+    fig = forest.forest_plot(replace(ivig, provenance=prov))
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     conf = frame["confidence"].tolist()
     for label, c in zip(labels, conf, strict=False):
@@ -120,18 +121,18 @@ def test_forest_marks_data_confidence(ivig) -> None:
 
 
 def test_forest_classical_choice_and_bad_name(ivig) -> None:
-    fig = plots.forest_plot(ivig, classical=())
+    fig = forest.forest_plot(ivig, classical=())
     assert len(fig.axes[0].get_yticklabels()) == len(ivig.studies) + 2
     with pytest.raises(ValueError, match=r"unknown classical estimator 'bogus'; valid: mh, peto"):
-        plots.forest_plot(ivig, classical=("mh", "bogus"))
+        forest.forest_plot(ivig, classical=("mh", "bogus"))
 
 
 def test_failed_fit_is_marked_on_every_figure(ivig) -> None:
     bad = _failed(ivig)
-    for draw in (plots.forest_plot, plots.posterior_plot, plots.tau_plot, plots.benefit_plot):
+    for draw in (forest.forest_plot, plots.posterior_plot, plots.tau_plot, plots.benefit_plot):
         texts = " ".join(_texts(draw(bad)))
         assert "CONVERGENCE FAILED" in texts, draw.__name__
-    assert "CONVERGENCE FAILED" not in " ".join(_texts(plots.forest_plot(ivig)))
+    assert "CONVERGENCE FAILED" not in " ".join(_texts(forest.forest_plot(ivig)))
 
 
 # ------------------------------------------------------------------ densities and curves
@@ -197,6 +198,7 @@ def test_subgroup_plot_requires_subgroups(ivig) -> None:
         plots.subgroup_plot(ivig)
 
 
+@pytest.mark.mcmc
 def test_subgroup_plot_rows() -> None:
     data = load("ivig_rm")
     spec = ModelSpec(subgroup="population")
@@ -210,9 +212,9 @@ def test_subgroup_plot_rows() -> None:
     assert sum(v["k"] for v in groups.values()) == len(res.studies)
     assert fig.axes[0].get_xscale() == "log"
     # on the forest plot of a subgroup fit, mu is the average of the subgroup means
-    forest = plots.forest_plot(res)
+    forest_fig = forest.forest_plot(res)
     k = len(res.studies)
-    assert forest.axes[0].get_yticklabels()[k].get_text() == "Average of subgroups"
+    assert forest_fig.axes[0].get_yticklabels()[k].get_text() == "Average of subgroups"
     assert plots.hyperparameters(res) == ["mu_subgroup", "tau"]
 
 
@@ -236,8 +238,8 @@ def test_diagnostics_figures_need_chains(ivig) -> None:
 
 def test_save_figure_png_300dpi_svg_reproducible(ivig, tmp_path) -> None:
     fig = plots.tau_plot(ivig)
-    a = plots.save_figure(fig, tmp_path / "a", "tau")
-    b = plots.save_figure(fig, tmp_path / "b", "tau")
+    a = style.save_figure(fig, tmp_path / "a", "tau")
+    b = style.save_figure(fig, tmp_path / "b", "tau")
     from PIL import Image
 
     with Image.open(a["png"]) as im:

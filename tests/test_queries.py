@@ -16,6 +16,7 @@ def ivig():
     return fit(load("ivig_rm"), settings=SamplerSettings(draws=1000, seed=21))
 
 
+@pytest.mark.mcmc
 def test_pooled_and_predictive_probabilities_are_draw_fractions(ivig):
     mu, new = ivig.draws("mu"), ivig.draws("theta_new")
     assert ivig.prob("OR > 1") == np.mean(np.exp(mu) > 1)

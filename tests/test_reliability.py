@@ -63,6 +63,7 @@ def seeded(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.mcmc
 def test_same_seed_gives_byte_identical_outputs(seeded, tmp_path) -> None:
     # A second run in a fresh process (its own compilation) with the same command.
     other = tmp_path / "again"
@@ -75,6 +76,7 @@ def test_same_seed_gives_byte_identical_outputs(seeded, tmp_path) -> None:
     assert json.loads(done.stdout) == json.loads((seeded / "summary.json").read_text())
 
 
+@pytest.mark.mcmc
 def test_other_seed_changes_the_numbers(seeded, tmp_path) -> None:
     code, out, err = call(["fit", "ivig_rm", *SMALL, "--seed", "6", "--json"])
     assert code == 0, err
@@ -82,6 +84,7 @@ def test_other_seed_changes_the_numbers(seeded, tmp_path) -> None:
     assert json.loads(out)["mu"]["mean"] != saved["mu"]["mean"]
 
 
+@pytest.mark.mcmc
 def test_fit_from_redoes_the_saved_analysis(seeded, tmp_path) -> None:
     code, out, err = call(["fit", "--from", seeded, "--json"])
     assert code == 0, err
@@ -121,6 +124,7 @@ def test_fit_from_refuses_changed_data(seeded, tmp_path) -> None:
 # ---------------------------------------------------------------------- --force
 
 
+@pytest.mark.mcmc
 def test_same_analysis_may_be_rewritten(seeded) -> None:
     code, _, err = call(["fit", "ivig_rm", *SMALL, "--seed", "5", "--out", seeded])
     assert code == 0, err
@@ -150,6 +154,7 @@ def test_different_analysis_needs_force(seeded, monkeypatch, args, differs) -> N
     assert (seeded / "summary.json").read_bytes() == before
 
 
+@pytest.mark.mcmc
 def test_force_overwrites(seeded, tmp_path) -> None:
     folder = tmp_path / "copy"
     shutil.copytree(seeded, folder)
@@ -247,6 +252,7 @@ def _state(folder: Path) -> str:
     return res.provenance["fit_key"]
 
 
+@pytest.mark.mcmc
 def test_kill_during_save_leaves_old_or_new(two_fits, tmp_path) -> None:
     old, new = two_fits
     old_key, new_key = _state(old), _state(new)
@@ -325,6 +331,7 @@ DIVERGING = [
 ]  # fmt: skip
 
 
+@pytest.mark.mcmc
 def test_divergences_trigger_a_reported_refit_and_failure_is_marked(
     diverging_csv, tmp_path
 ) -> None:
@@ -342,6 +349,7 @@ def test_divergences_trigger_a_reported_refit_and_failure_is_marked(
     assert FitResult.load(out).ok is False
 
 
+@pytest.mark.mcmc
 def test_failed_fit_in_the_table_and_strict_exit(diverging_csv) -> None:
     code, stdout, _ = call(["fit", diverging_csv, *DIVERGING])
     assert code == 0

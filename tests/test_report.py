@@ -19,6 +19,7 @@ from trialsynth.core.settings import SamplerSettings
 from trialsynth.data.trials import load
 from trialsynth.engines.diagnostics import Diagnostics
 from trialsynth.models.spec import ModelSpec
+from trialsynth.report import context as ctxmod
 from trialsynth.report import report as rep
 from trialsynth.results.fitting import fit
 
@@ -37,9 +38,9 @@ IMG_SRC = re.compile(r'<img src="([^"]*)"')
 
 
 @pytest.fixture(scope="module")
-def ivig():
-    """ivig_rm, binomial-normal (same compiled model as tests/test_plots.py)."""
-    return fit(load("ivig_rm"), spec=ModelSpec(), settings=SMALL, reusable=True)
+def ivig(ivig_bn):
+    """ivig_rm, binomial-normal, default priors (the conftest catalogue's fit)."""
+    return ivig_bn
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +69,13 @@ def _failed(result):
 def test_every_section_present_in_order(written) -> None:
     html = written.html.read_text()
     md = written.markdown.read_text()
-    positions_html = [html.index(f'<section id="{sid}">') for sid, _ in rep.SECTIONS]
+    positions_html = [html.index(f'<section id="{sid}">') for sid, _ in ctxmod.SECTIONS]
     assert positions_html == sorted(positions_html)
-    positions_md = [md.index(f"\n## {heading}\n") for _, heading in rep.SECTIONS]
+    positions_md = [md.index(f"\n## {heading}\n") for _, heading in ctxmod.SECTIONS]
     assert positions_md == sorted(positions_md)
-    stamp = f'<meta name="trialsynth-report-format" content="{rep.REPORT_FORMAT}">'
+    stamp = f'<meta name="trialsynth-report-format" content="{ctxmod.REPORT_FORMAT}">'
     assert stamp in html
-    assert md.startswith(f"<!-- trialsynth-report-format: {rep.REPORT_FORMAT} -->")
+    assert md.startswith(f"<!-- trialsynth-report-format: {ctxmod.REPORT_FORMAT} -->")
 
 
 def test_html_is_self_contained(written) -> None:
@@ -84,7 +85,7 @@ def test_html_is_self_contained(written) -> None:
     assert "<link" not in html and "<script" not in html
     srcs = IMG_SRC.findall(html)
     assert len(srcs) == len(ctx["figures"]) >= 6
-    for src, figure in zip(srcs, [f for s, _ in rep.SECTIONS for f in ctx["figures"]
+    for src, figure in zip(srcs, [f for s, _ in ctxmod.SECTIONS for f in ctx["figures"]
                                   if f["section"] == s], strict=True):  # fmt: skip
         assert src.startswith("data:image/svg+xml;base64,")
         svg = base64.b64decode(src.split(",", 1)[1])
@@ -134,7 +135,7 @@ def test_future_trial_section(ivig, written) -> None:
 
     md = written.markdown.read_text()
     section = md[md.index("## A future trial") : md.index("## Reproducibility")]
-    design = design_trial(ivig, list(rep.ASSURANCE_SIZES))  # same seed: same numbers
+    design = design_trial(ivig, list(ctxmod.ASSURANCE_SIZES))  # same seed: same numbers
     for p in design.points:
         assert f"| {p.n_per_arm} | {p.assurance:.3f} \u00b1 {p.mcse:.3f} |" in section
     assert "![Assurance of a future trial](figures/assurance.png)" in section
@@ -152,12 +153,12 @@ def test_shipped_published_copy_matches_shared() -> None:
     shared = ROOT.parent / "shared" / "data" / "ivig_rm" / "published.csv"
     if not shared.is_file():
         pytest.skip(f"{shared} not present on this machine (outside the repo)")
-    rows = rep.published_results("ivig_rm")
+    rows = ctxmod.published_results("ivig_rm")
     import csv
 
     assert rows == list(csv.DictReader(shared.read_text(encoding="utf-8").splitlines()))
-    assert rep.published_results("ivig_rm_secondary") == rows
-    assert rep.published_results("bcg") == []
+    assert ctxmod.published_results("ivig_rm_secondary") == rows
+    assert ctxmod.published_results("bcg") == []
 
 
 def test_failed_fit_is_loud(ivig, written, tmp_path) -> None:
@@ -220,7 +221,7 @@ def test_sensitivity_section(ivig, tmp_path) -> None:
     folder = tmp_path / "fit"
     (folder / "sensitivity").mkdir(parents=True)
     (folder / "sensitivity" / "sensitivity.json").write_text(json.dumps([main_row, failed_row]))
-    rows = rep.find_sensitivity(folder)
+    rows = ctxmod.find_sensitivity(folder)
     files = rep.write_report(ivig, folder, analysis=META, sensitivity=rows)
     md = files.markdown.read_text()
     section = md[md.index("## Sensitivity analyses") : md.index("## Reproducibility")]
@@ -233,8 +234,8 @@ def test_sensitivity_section(ivig, tmp_path) -> None:
     bad = tmp_path / "bad"
     (bad / "sensitivity").mkdir(parents=True)
     (bad / "sensitivity" / "sensitivity.json").write_text("{not json")
-    with pytest.raises(rep.ReportError, match=r"sensitivity\.json: not valid JSON"):
-        rep.find_sensitivity(bad)
+    with pytest.raises(ctxmod.ReportError, match=r"sensitivity\.json: not valid JSON"):
+        ctxmod.find_sensitivity(bad)
 
 
 def test_render_is_a_pure_function_of_report_json(written) -> None:
@@ -255,8 +256,8 @@ def test_committed_report_is_current(name) -> None:
     """
     folder = ROOT / "reports" / name
     ctx = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-    assert ctx["format"] == rep.REPORT_FORMAT
-    assert [(s["id"], s["heading"]) for s in ctx["sections"]] == list(rep.SECTIONS)
+    assert ctx["format"] == ctxmod.REPORT_FORMAT
+    assert [(s["id"], s["heading"]) for s in ctx["sections"]] == list(ctxmod.SECTIONS)
     assert rep.render_markdown(ctx) == (folder / "report.md").read_text(encoding="utf-8")
     assert rep.render_html(ctx, folder) == (folder / "report.html").read_text(encoding="utf-8")
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
@@ -301,6 +302,7 @@ seed = 3
 """
 
 
+@pytest.mark.mcmc
 def test_run_writes_the_report_and_refreshes_it(tmp_path, capsys) -> None:
     spec = tmp_path / "small.toml"
     out = tmp_path / "out"
@@ -316,7 +318,7 @@ def test_run_writes_the_report_and_refreshes_it(tmp_path, capsys) -> None:
     assert "Second question?" in (out / "report.md").read_text()
     # a report of another format is stale
     ctx = json.loads((out / "report.json").read_text())
-    (out / "report.json").write_text(json.dumps(ctx | {"format": rep.REPORT_FORMAT - 1}))
+    (out / "report.json").write_text(json.dumps(ctx | {"format": ctxmod.REPORT_FORMAT - 1}))
     assert not rep.is_current(out)
     assert not rep.is_current(tmp_path)  # no report at all
 

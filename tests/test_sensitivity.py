@@ -212,6 +212,7 @@ def test_crins_exact_numbers_through_the_grid(crins, tmp_path) -> None:
     assert wide["tau"]["median"] > row["tau"]["median"] + 0.02
 
 
+@pytest.mark.mcmc
 def test_crins_mcmc_through_the_grid_matches_within_mcse(crins, tmp_path) -> None:
     spec = crins_spec({"engine": "mcmc"}, sampler=SamplerSettings(draws=2000, tune=1000, seed=3))
     (row,) = sens.run(sens.plan(spec, crins, sens.parse_section(spec.sensitivity)), tmp_path).rows
@@ -293,6 +294,7 @@ class Interrupt(Exception):
     pass
 
 
+@pytest.mark.mcmc
 def test_resume_after_interruption_runs_only_the_rest(mcmc_plan, uninterrupted, tmp_path) -> None:
     assert [r["status"] for r in uninterrupted.rows] == ["ok"] * 3
     seen = []
@@ -345,6 +347,7 @@ def test_failed_scenario_is_reported_and_retried(crins, tmp_path, monkeypatch) -
     assert all(r["status"] == "ok" for r in second.rows)
 
 
+@pytest.mark.mcmc
 def test_convergence_failure_is_a_failed_row(crins, tmp_path) -> None:
     tiny = SamplerSettings(draws=30, tune=30, chains=2, seed=7)
     (row,) = sens.run(sens.plan(crins_spec({"engine": "mcmc"}, sampler=tiny), crins), tmp_path).rows
@@ -357,6 +360,7 @@ def test_convergence_failure_is_a_failed_row(crins, tmp_path) -> None:
 # ---------------------------------------------------------------------- parallel paths
 
 
+@pytest.mark.mcmc
 def test_dask_local_cluster_gives_the_local_table(mcmc_plan, uninterrupted, tmp_path) -> None:
     from distributed import LocalCluster
 
@@ -369,6 +373,7 @@ def test_dask_local_cluster_gives_the_local_table(mcmc_plan, uninterrupted, tmp_
 
 
 @pytest.mark.parametrize("model", ["binomial-normal", "normal-normal"])
+@pytest.mark.mcmc
 def test_log_prior_and_likelihood_for_psense_match_scipy(crins, model) -> None:
     """The numpy log likelihood and log prior given to psense, against scipy per draw."""
     from trialsynth.results.fitting import fit
@@ -514,6 +519,7 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, extra, args, message) -> 
     assert "Traceback" not in err
 
 
+@pytest.mark.mcmc
 def test_cli_strict_exits_3_when_a_scenario_failed(tmp_path) -> None:
     path = write_spec(tmp_path, 'engine = "mcmc"')
     text = path.read_text().replace("draws = 1000", "draws = 30").replace("tune = 500", "tune = 30")
@@ -567,6 +573,7 @@ def test_numbers_do_not_depend_on_which_scenario_compiled(mcmc_plan, uninterrupt
         assert record["or_new"] == row["or_new"]
 
 
+@pytest.mark.mcmc
 def test_binomial_scenarios_reuse_the_compiled_model_exactly(crins) -> None:
     """Binomial-normal (integer pm.Data, baseline prior, psense with alpha) in any order."""
     from trialsynth.engines.mcmc import clear_cache

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from trialsynth.cli.app import main
-from trialsynth.core.frequentist import meta_regression
+from trialsynth.core.meta_regression import meta_regression
 from trialsynth.core.settings import SamplerSettings
 from trialsynth.data.trials import TrialData, load
 from trialsynth.engines.diagnostics import probability_mcse
@@ -122,6 +122,7 @@ def test_meta_regression_input_errors() -> None:
 # --------------------------------------------------------------------------- Bayesian fits
 
 
+@pytest.mark.mcmc
 def test_bcg_slope_agrees_with_reml_within_one_posterior_sd() -> None:
     res = fit(load("bcg"), spec=ModelSpec(covariates=("ablat",)), settings=SMALL)
     assert res.ok, res.diagnostics
@@ -141,6 +142,7 @@ def test_bcg_slope_agrees_with_reml_within_one_posterior_sd() -> None:
 
 
 @pytest.mark.parametrize("tau_kind", ["shared", "separate"])
+@pytest.mark.mcmc
 def test_planted_subgroup_difference_is_recovered(planted, tau_kind) -> None:
     # default draws: with tau near 0 (0.15 planted), R-hat of tau needs more than 1000 draws
     settings = SamplerSettings(seed=42)
@@ -231,6 +233,7 @@ def _outlier_data(tmp_path: Path, outlier: float) -> TrialData:
     return _write_arms(tmp_path / f"outlier_{outlier:g}.csv", rows)
 
 
+@pytest.mark.mcmc
 def test_student_t_moves_mu_less_than_normal_after_an_outlier(tmp_path) -> None:
     clean = _outlier_data(tmp_path, 0.4)
     dirty = _outlier_data(tmp_path, -1.6)
@@ -284,6 +287,7 @@ def test_estimated_nu_draws_are_used_per_draw(tmp_path) -> None:
     assert np.array_equal(out["nu"].values, nu)
 
 
+@pytest.mark.mcmc
 def test_estimated_nu_fit_records_its_prior() -> None:
     res = fit(
         load("ivig_rm"),
@@ -336,6 +340,7 @@ def test_spec_nu_prior(tmp_path) -> None:
 # --------------------------------------------------------------------------- CLI
 
 
+@pytest.mark.mcmc
 def test_cli_subgroup_fit_json_and_query(tmp_path, capsys) -> None:
     out = tmp_path / "fit"
     args = ["fit", "ivig_rm", "--subgroup", "population", "--subgroup-tau", "separate"]
@@ -362,6 +367,7 @@ def test_cli_subgroup_fit_json_and_query(tmp_path, capsys) -> None:
     assert "unknown target 'OR_new[tertiary]'; valid: " in _one_line_error(capsys.readouterr().err)
 
 
+@pytest.mark.mcmc
 def test_cli_meta_regression_and_student_t_table(capsys) -> None:
     args = ["fit", "bcg", "--covariate", "ablat", "--beta-prior", "normal(0, 1)"]
     args += ["--random-effects", "student-t", "--nu-prior", "gamma(2, 0.1)"]

@@ -310,7 +310,7 @@ def _write_outputs(
     if say:
         say("plots")
     t0 = time.perf_counter()
-    from trialsynth.report.plots import forest_plot
+    from trialsynth.report.forest import forest_plot
 
     fig = forest_plot(
         result,
@@ -975,7 +975,8 @@ def _run_sensitivity(
 ) -> Any:
     """Plan, run and report the ``[sensitivity]`` section of a spec (shared by commands)."""
     from trialsynth.analysis import sensitivity as sens
-    from trialsynth.report.plots import save_figure, sensitivity_plot
+    from trialsynth.report.plots import sensitivity_plot
+    from trialsynth.report.style import save_figure
 
     config = sens.parse_section(spec.sensitivity, where=f"{spec.path} [sensitivity]")
     scenarios = sens.plan(spec, trials, config, sampler=settings)
@@ -1323,7 +1324,7 @@ def main(argv: list[str] | None = None) -> int:
     from trialsynth.models.analysis import SpecError
     from trialsynth.models.spec import ModelError
     from trialsynth.priors.prior import PriorError
-    from trialsynth.report.report import ReportError
+    from trialsynth.report.context import ReportError
     from trialsynth.results.provenance import ResultError
 
     known = (

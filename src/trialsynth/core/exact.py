@@ -37,13 +37,28 @@ J Stat Softw 93(6).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Any, Literal, Protocol, overload
+from typing import overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
+
+from trialsynth.core.marginals import (
+    ALPHA_TOL,
+    Marginal,
+    MixtureBatch,
+    NormalMixtureMarginal,
+    TauMarginal,
+)
+from trialsynth.core.normal_normal import (
+    NormalNormalData,
+    TauPrior,
+    prior_logpdf,
+    prior_median,
+    prior_support,
+)
 
 __all__ = [
     "DEFAULT_DELTA",
@@ -77,29 +92,9 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _PROBE_Z = np.array([-2.0, 0.0, 2.0])
 _MAX_PANELS = 4000
 _TAU_MIN, _TAU_MAX = 1e-150, 1e150  # range of tau - a explored (tau^2, 1/tau^2 finite)
-_ALPHA_TOL = 1e-6  # tolerance on the tail exponent when deciding that a moment is infinite
 # crude posterior quantiles of tau at which the first quadrature panels are cut
 _INIT_LEVELS = np.array([0.02, 0.15, 0.5, 0.85, 0.98, 0.999, 1 - 1e-5, 1 - 1e-7, 1 - 1e-9])
 _INTERVAL_KINDS = ("shortest", "central")
-
-
-class TauPrior(Protocol):
-    """What a prior on the heterogeneity standard deviation tau must provide.
-
-    A scipy frozen distribution (``scipy.stats.halfnorm(scale=0.5)``) satisfies it.
-    ``logpdf`` is vectorised on the tau scale; ``ppf`` is only called at 0 and 1 to
-    read the support (``ppf(1) = inf`` for an unbounded one; an improper prior may
-    return ``inf`` there too). The density need not be normalised, but the evidence
-    (:attr:`ExactPosterior.log_marginal_likelihood`) is only meaningful if it is.
-    """
-
-    def logpdf(self, x: Any) -> Any:
-        """Log density at ``x`` (vectorised)."""
-        ...
-
-    def ppf(self, q: Any) -> Any:
-        """Quantile function (only ``ppf(0)`` and ``ppf(1)`` are used)."""
-        ...
 
 
 # --------------------------------------------------------------------------------------
@@ -107,526 +102,14 @@ class TauPrior(Protocol):
 # --------------------------------------------------------------------------------------
 
 
-class _Data:
-    """Validated data, centred for numerical stability, and the mu prior."""
-
-    def __init__(
-        self,
-        y: ArrayLike,
-        se: ArrayLike,
-        mu_prior: tuple[float, float] | None,
-        labels: Sequence[str] | None,
-    ) -> None:
-        y_arr = np.asarray(y, dtype=float)
-        se_arr = np.asarray(se, dtype=float)
-        if y_arr.ndim != 1 or se_arr.ndim != 1:
-            raise ValueError(
-                f"y and se must be 1-D arrays, got shapes {y_arr.shape} and {se_arr.shape}"
-            )
-        if y_arr.shape != se_arr.shape:
-            raise ValueError(
-                f"y and se must have the same length, got {y_arr.size} and {se_arr.size}"
-            )
-        if y_arr.size < 1:
-            raise ValueError("need at least one trial (k >= 1), got k = 0")
-        if not np.all(np.isfinite(y_arr)):
-            raise ValueError("y must be finite")
-        if not np.all(np.isfinite(se_arr)) or np.any(se_arr <= 0):
-            bad = np.flatnonzero(~(np.isfinite(se_arr) & (se_arr > 0)))
-            raise ValueError(f"se must be finite and > 0; bad entries at positions {bad.tolist()}")
-        self.k = int(y_arr.size)
-        self.y = y_arr
-        self.se = se_arr
-        self.se2 = se_arr**2
-        if labels is None:
-            self.labels = [f"trial_{i + 1}" for i in range(self.k)]
-        else:
-            self.labels = [str(lab) for lab in labels]
-            if len(self.labels) != self.k:
-                raise ValueError(f"got {len(self.labels)} labels for {self.k} trials")
-            if len(set(self.labels)) != self.k:
-                raise ValueError("labels must be unique")
-        # centre at the common-effect estimate: all quadratic forms are shift invariant
-        w0 = 1.0 / self.se2
-        self.centre = float(w0 @ y_arr / w0.sum())
-        self.yc = y_arr - self.centre
-        if mu_prior is None:
-            self.mu_prior: tuple[float, float] | None = None
-            self.prec0 = 0.0
-            self.m0c = 0.0
-            self.log_s0 = 0.0
-        else:
-            try:
-                m0, s0 = (float(v) for v in mu_prior)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"mu_prior must be a (mean, sd) pair or None (flat), got {mu_prior!r}"
-                ) from exc
-            if not (math.isfinite(m0) and math.isfinite(s0) and s0 > 0):
-                raise ValueError(
-                    f"mu_prior needs a finite mean and a finite sd > 0, got {mu_prior}"
-                )
-            self.mu_prior = (m0, s0)
-            self.prec0 = 1.0 / s0**2
-            self.m0c = m0 - self.centre
-            self.log_s0 = math.log(s0)
-        self.scale = float(np.median(se_arr))
-        self._grid_cache: dict[tuple[float, float], tuple[FloatArray, FloatArray]] = {}
-
-    def conditionals(self, tau: FloatArray, *, thetas: bool = False) -> dict[str, FloatArray]:
-        """Log marginal likelihood and conditional posteriors given each tau (1-D array).
-
-        Returns ``loglik``, ``mc`` (centred mean of mu | tau, y), ``prec`` (its precision)
-        and, if ``thetas``, ``th_mean`` (centred) and ``th_var`` of theta_i | tau, y.
-        """
-        t2 = tau * tau
-        v = self.se2 + t2[:, None]
-        w = 1.0 / v
-        prec = w.sum(axis=1) + self.prec0
-        mc = (w @ self.yc + self.prec0 * self.m0c) / prec
-        resid = self.yc - mc[:, None]
-        quad = np.einsum("ij,ij->i", w, resid * resid) + self.prec0 * (mc - self.m0c) ** 2
-        logdet = np.log(v).sum(axis=1) + np.log(prec)
-        if self.mu_prior is None:
-            loglik = -0.5 * ((self.k - 1) * _LOG_2PI + logdet + quad)
-        else:
-            loglik = -0.5 * (self.k * _LOG_2PI + logdet + 2.0 * self.log_s0 + quad)
-        out = {"loglik": loglik, "mc": mc, "prec": prec}
-        if thetas:
-            b = t2[:, None] * w  # shrinkage towards y_i
-            out["th_mean"] = mc[:, None] + b * resid
-            out["th_var"] = b * self.se2 + (self.se2 * w) ** 2 / prec[:, None]
-        return out
-
-    def loglik_on(self, key: tuple[float, float], tau: FloatArray) -> FloatArray:
-        """Log marginal likelihood on an exploration grid, cached (prior independent)."""
-        hit = self._grid_cache.get(key)
-        if hit is not None and hit[0].shape == tau.shape and np.array_equal(hit[0], tau):
-            return hit[1]
-        ll = self.conditionals(tau)["loglik"]
-        self._grid_cache[key] = (tau.copy(), ll)
-        return ll
-
-
-def _prior_logpdf(prior: TauPrior, tau: FloatArray, lower: float = 0.0) -> FloatArray:
-    """Log density of the tau prior, checked.
-
-    NaN exactly at the lower bound (a 0/0 limit such as ``1 / tau^2`` at 0) is read as
-    -inf; NaN anywhere else is an error.
-    """
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        lp = np.array(np.broadcast_to(prior.logpdf(tau), np.shape(tau)), dtype=float)
-    nan = np.isnan(lp)
-    if np.any(nan):
-        at_bound = nan & (np.asarray(tau) <= lower)
-        if np.any(nan & ~at_bound):
-            bad = np.asarray(tau)[nan & ~at_bound].ravel()[:3]
-            raise ValueError(f"tau prior logpdf returned NaN at tau = {bad.tolist()}")
-        lp[at_bound] = -np.inf
-    return lp
-
-
-def _prior_median(prior: TauPrior) -> float:
-    """The prior's median if ``ppf(0.5)`` gives one (improper priors may not), else nan."""
-    try:
-        with np.errstate(all="ignore"):
-            med = float(np.asarray(prior.ppf(np.array([0.5])), dtype=float).ravel()[0])
-    except (ValueError, TypeError, ArithmeticError):
-        return math.nan
-    return med if math.isfinite(med) else math.nan
-
-
-def _prior_support(prior: TauPrior) -> tuple[float, float]:
-    if not (callable(getattr(prior, "logpdf", None)) and callable(getattr(prior, "ppf", None))):
-        raise TypeError(
-            "tau_prior must provide vectorised logpdf(tau) and ppf(q) "
-            f"(e.g. scipy.stats.halfnorm(scale=0.5)); got {type(prior).__name__}"
-        )
-    with np.errstate(all="ignore"):
-        lo, hi = (float(v) for v in np.asarray(prior.ppf(np.array([0.0, 1.0])), dtype=float))
-    if math.isnan(lo) or lo == math.inf:
-        raise ValueError(f"tau prior: ppf(0) = {lo} is not a valid lower support bound")
-    lo = max(lo, 0.0)  # tau >= 0: a prior with mass below 0 is truncated there
-    if math.isnan(hi):
-        hi = math.inf
-    if not hi > lo:
-        raise ValueError(f"tau prior support [{lo}, {hi}] is empty")
-    return lo, hi
-
-
 # --------------------------------------------------------------------------------------
 # Normal mixtures (batch of K marginals sharing the tau weights)
 # --------------------------------------------------------------------------------------
 
 
-class _MixtureBatch:
-    """K normal mixtures with shared weights ``w`` (N,), means/sds of shape (K, N)."""
-
-    def __init__(self, w: FloatArray, means: FloatArray, sds: FloatArray) -> None:
-        self.w = w
-        self.means = means
-        self.sds = sds
-        self.mean = means @ w
-        self.sd = np.sqrt(((means - self.mean[:, None]) ** 2 + sds**2) @ w)
-        # brackets for quantiles: F(x) <= q below min_j(m_j + s_j z_q), >= q above max_j
-        self._mlo = means.min(axis=1)
-        self._mhi = means.max(axis=1)
-        self._smax = sds.max(axis=1)
-
-    def _z(self, x: FloatArray) -> FloatArray:
-        # x: (K, Q) -> (K, Q, N)
-        return (x[..., None] - self.means[:, None, :]) / self.sds[:, None, :]
-
-    def cdf(self, x: FloatArray) -> FloatArray:
-        return special.ndtr(self._z(x)) @ self.w
-
-    def sf(self, x: FloatArray) -> FloatArray:
-        return special.ndtr(-self._z(x)) @ self.w
-
-    def pdf(self, x: FloatArray) -> FloatArray:
-        z = self._z(x)
-        return (np.exp(-0.5 * z * z) / self.sds[:, None, :]) @ self.w * _INV_SQRT_2PI
-
-    def _cdf_pdf_dpdf(self, x: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-        z = self._z(x)
-        phi = np.exp(-0.5 * z * z) / self.sds[:, None, :]
-        f = phi @ self.w * _INV_SQRT_2PI
-        df = -((phi * z) / self.sds[:, None, :]) @ self.w * _INV_SQRT_2PI
-        return special.ndtr(z) @ self.w, f, df
-
-    def ppf(self, q: FloatArray, x0: FloatArray | None = None) -> FloatArray:
-        """Quantiles ``q`` of shape (K, Q) by safeguarded Halley steps on the mixture cdf."""
-        q = np.asarray(q, dtype=float)
-        zq = special.ndtri(np.clip(q, 1e-300, 1.0 - 1e-16))
-        lo = np.minimum(self._mlo[:, None] + self._smax[:, None] * zq, self._mlo[:, None])
-        hi = np.maximum(self._mhi[:, None] + self._smax[:, None] * zq, self._mhi[:, None])
-        lo = lo - 1e-12 * (np.abs(lo) + 1.0)
-        hi = hi + 1e-12 * (np.abs(hi) + 1.0)
-        x = self.mean[:, None] + self.sd[:, None] * zq if x0 is None else np.array(x0, dtype=float)
-        x = np.clip(x, lo, hi)
-        tol = 1e-14 * (np.abs(self.mean) + self.sd)[:, None]
-        for it in range(200):
-            cdf, f, df = self._cdf_pdf_dpdf(x)
-            r = cdf - q
-            lo = np.where(r < 0, x, lo)
-            hi = np.where(r > 0, x, hi)
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                newton = r / f
-                dx = newton / (1.0 - 0.5 * newton * df / f)  # Halley
-            dx = np.where(np.isfinite(dx), dx, newton)
-            small = np.abs(newton) <= tol  # converged: accept the last step
-            xn = x - dx
-            bad = ~(small | ((xn > lo) & (xn < hi))) | (it >= 40)  # then pure bisection
-            xn = np.where(bad, 0.5 * (lo + hi), xn)
-            x = np.where(r == 0, x, xn)
-            if np.all(small | (r == 0) | (hi - lo <= tol)):
-                break
-        else:  # pragma: no cover - safeguarded iteration always converges
-            raise RuntimeError("mixture quantile did not converge")
-        return np.where(q <= 0, -np.inf, np.where(q >= 1, np.inf, x))
-
-    def shortest(
-        self, prob: float, a0: FloatArray | None = None, b0: FloatArray | None = None
-    ) -> tuple[FloatArray, FloatArray]:
-        """Shortest intervals of mass ``prob`` for all K mixtures.
-
-        Newton on the pair of conditions ``F(b) - F(a) = prob``, ``f(a) = f(b)`` from the
-        central interval; rows that do not converge fast fall back to the safeguarded
-        one-dimensional search of :func:`_shortest_newton`.
-        """
-        if a0 is None or b0 is None:
-            qq = self.ppf(np.tile(np.array([(1 - prob) / 2, (1 + prob) / 2]), (self.mean.size, 1)))
-            a0, b0 = qq[:, 0], qq[:, 1]
-        a, b = np.array(a0, dtype=float), np.array(b0, dtype=float)
-        tol = 1e-13 * (np.abs(self.mean) + self.sd)
-        conv = np.zeros(a.size, dtype=bool)
-        for _ in range(12):
-            cdf, f, df = self._cdf_pdf_dpdf(np.stack([a, b], axis=1))
-            g1 = cdf[:, 1] - cdf[:, 0] - prob
-            with np.errstate(divide="ignore", invalid="ignore"):
-                g2 = np.log(f[:, 1]) - np.log(f[:, 0])
-                la, lb = df[:, 0] / f[:, 0], df[:, 1] / f[:, 1]
-                det = f[:, 1] * la - f[:, 0] * lb
-                da = (f[:, 1] * g2 - lb * g1) / det
-                db = (f[:, 0] * g2 - la * g1) / det
-            ok = np.isfinite(da) & np.isfinite(db) & (det > 0)
-            step = np.maximum(np.abs(da), np.abs(db))
-            damp = np.minimum(1.0, 0.5 * self.sd / np.where(ok & (step > 0), step, 1.0))
-            a = np.where(ok, a + damp * da, a)
-            b = np.where(ok, b + damp * db, b)
-            conv = ok & (step <= tol)
-            if np.all(conv):
-                break
-        if not np.all(conv):
-            rows = np.flatnonzero(~conv)
-            sub = _MixtureBatch(self.w, self.means[rows], self.sds[rows])
-            lo, hi = sub._shortest_1d(prob)
-            a[rows], b[rows] = lo, hi
-        return a, b
-
-    def _shortest_1d(self, prob: float) -> tuple[FloatArray, FloatArray]:
-        def ppf2(p: FloatArray, x0: FloatArray | None) -> FloatArray:
-            return self.ppf(np.stack([p, p + prob], axis=1), x0)
-
-        def dens(x: FloatArray) -> tuple[FloatArray, FloatArray]:
-            _, f, df = self._cdf_pdf_dpdf(x)
-            return f, df / f
-
-        return _shortest_newton(ppf2, dens, prob, self.mean.size, None, support=None)
-
-
-def _shortest_newton(
-    ppf2: Callable[[FloatArray, FloatArray | None], FloatArray],
-    dens: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
-    prob: float,
-    k: int,
-    x0: FloatArray | None,
-    support: tuple[float, float] | None,
-) -> tuple[FloatArray, FloatArray]:
-    """Shortest interval ``[Q(p), Q(p + prob)]``: solve ``f(Q(p)) = f(Q(p + prob))`` in p.
-
-    ``h(p) = log f(b) - log f(a)`` decreases in p for a unimodal density; Newton steps use
-    ``h'(p) = (log f)'(b) / f(b) - (log f)'(a) / f(a)``, safeguarded by bisection on
-    ``[0, 1 - prob]``. With a bounded ``support`` the boundary solutions are taken when
-    the width grows away from a bound: ``p = 0`` if ``h(0) <= 0``, ``p = 1 - prob`` if
-    ``h(1 - prob) >= 0`` (the narrower one if both).
-    """
-    pmax = 1.0 - prob
-    edge = np.zeros(k, dtype=bool)
-    x_edge = np.empty((k, 2))
-    if support is not None:
-        x_lo = ppf2(np.zeros(k), None)
-        x_lo[:, 0] = support[0]
-        x_hi = ppf2(np.full(k, pmax), None)
-        x_hi[:, 1] = support[1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f_lo, f_hi = dens(x_lo)[0], dens(x_hi)[0]
-            at_lo = np.log(f_lo[:, 1]) - np.log(f_lo[:, 0]) <= 0
-            at_hi = np.log(f_hi[:, 1]) - np.log(f_hi[:, 0]) >= 0
-        use_hi = at_hi & ~(at_lo & (np.diff(x_lo, axis=1) <= np.diff(x_hi, axis=1))[:, 0])
-        x_edge = np.where(use_hi[:, None], x_hi, x_lo)
-        edge = at_lo | at_hi
-        if np.all(edge):
-            return x_edge[:, 0], x_edge[:, 1]
-    plo = np.zeros(k)
-    phi = np.full(k, pmax)
-    p = np.full(k, 0.5 * pmax)
-    x = ppf2(p, x0)
-    done = edge.copy()
-    for _ in range(100):
-        f, dlog = dens(x)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            h = np.log(f[:, 1]) - np.log(f[:, 0])
-            dh = dlog[:, 1] / f[:, 1] - dlog[:, 0] / f[:, 0]
-            pn = p - h / dh
-        plo = np.where(h > 0, p, plo)
-        phi = np.where(h < 0, p, phi)
-        bad = ~((pn > plo) & (pn < phi) & (dh < 0))
-        pn = np.where(bad, 0.5 * (plo + phi), pn)
-        pn = np.where(done | (h == 0), p, pn)
-        conv = done | (np.abs(pn - p) <= 1e-13) | (phi - plo <= 1e-13) | (h == 0)
-        if np.all(conv):
-            break
-        # first-order prediction of the new endpoints as the warm start
-        with np.errstate(divide="ignore", invalid="ignore"):
-            warm = x + (pn - p)[:, None] / f
-        x = ppf2(pn, np.where(np.isfinite(warm), warm, x))
-        p = pn
-    x = np.where(edge[:, None], x_edge, x)
-    return x[:, 0], x[:, 1]
-
-
 # --------------------------------------------------------------------------------------
 # Marginals
 # --------------------------------------------------------------------------------------
-
-
-def _as_out(x: ArrayLike, values: FloatArray) -> float | FloatArray:
-    return float(values.reshape(())) if np.ndim(x) == 0 else values.reshape(np.shape(x))
-
-
-class Marginal:
-    """A one-dimensional posterior marginal.
-
-    Methods accept scalars or arrays and return floats or arrays of the same shape.
-
-    Attributes
-    ----------
-    mean, sd : float
-        Posterior mean and standard deviation.
-    median : float
-        Posterior median.
-    """
-
-    mean: float
-    sd: float
-
-    def cdf(self, x: ArrayLike) -> float | FloatArray:
-        """Posterior probability ``P(X <= x)``."""
-        raise NotImplementedError
-
-    def sf(self, x: ArrayLike) -> float | FloatArray:
-        """Posterior probability ``P(X > x)`` (computed without cancellation)."""
-        raise NotImplementedError
-
-    def pdf(self, x: ArrayLike) -> float | FloatArray:
-        """Posterior density at ``x``."""
-        raise NotImplementedError
-
-    def ppf(self, q: ArrayLike) -> float | FloatArray:
-        """Posterior quantile function (inverse of :meth:`cdf`)."""
-        raise NotImplementedError
-
-    def _shortest(self, prob: float) -> tuple[float, float]:
-        raise NotImplementedError
-
-    @cached_property
-    def median(self) -> float:
-        """Posterior median."""
-        return float(self.ppf(0.5))
-
-    @property
-    def var(self) -> float:
-        """Posterior variance."""
-        return self.sd**2
-
-    def interval(
-        self, prob: float = 0.95, kind: Literal["shortest", "central"] = "shortest"
-    ) -> tuple[float, float]:
-        """Credible interval of posterior mass ``prob``.
-
-        Parameters
-        ----------
-        prob : float
-            Posterior probability inside the interval, in (0, 1).
-        kind : {"shortest", "central"}
-            ``"shortest"``: the narrowest interval (highest density for a unimodal
-            marginal; starts at the support bound when the density is highest there).
-            ``"central"``: equal tail probabilities ``(1 - prob) / 2``.
-
-        Returns
-        -------
-        tuple of float
-            Lower and upper ends.
-        """
-        if not 0.0 < prob < 1.0:
-            raise ValueError(f"prob must be in (0, 1), got {prob}")
-        if kind == "central":
-            lo, hi = np.asarray(self.ppf(np.array([(1 - prob) / 2, (1 + prob) / 2])))
-            return float(lo), float(hi)
-        if kind == "shortest":
-            return self._shortest(prob)
-        raise ValueError(f"unknown interval kind {kind!r}; valid kinds: {list(_INTERVAL_KINDS)}")
-
-
-class _NormalMixtureMarginal(Marginal):
-    """Marginal that is a finite mixture of normals (mu, theta_new, theta_i)."""
-
-    def __init__(
-        self, w: FloatArray, means: FloatArray, sds: FloatArray, *, finite_sd: bool = True
-    ) -> None:
-        self._b = _MixtureBatch(w, means[None, :], sds[None, :])
-        self.mean = float(self._b.mean[0])
-        self.sd = float(self._b.sd[0]) if finite_sd else math.inf
-
-    def _row(self, x: ArrayLike) -> FloatArray:
-        return np.asarray(x, dtype=float).reshape(1, -1)
-
-    def cdf(self, x: ArrayLike) -> float | FloatArray:
-        """Posterior probability ``P(X <= x)`` (weighted sum of normal cdfs)."""
-        return _as_out(x, self._b.cdf(self._row(x)))
-
-    def sf(self, x: ArrayLike) -> float | FloatArray:
-        """Posterior probability ``P(X > x)`` (weighted sum of normal survival functions)."""
-        return _as_out(x, self._b.sf(self._row(x)))
-
-    def pdf(self, x: ArrayLike) -> float | FloatArray:
-        """Posterior density (weighted sum of normal densities)."""
-        return _as_out(x, self._b.pdf(self._row(x)))
-
-    def ppf(self, q: ArrayLike) -> float | FloatArray:
-        """Posterior quantiles by safeguarded Newton (Halley) steps on the mixture cdf."""
-        qa = self._row(q)
-        if np.any((qa < 0) | (qa > 1) | np.isnan(qa)):
-            raise ValueError("probabilities must be in [0, 1]")
-        return _as_out(q, self._b.ppf(qa))
-
-    def _shortest(self, prob: float) -> tuple[float, float]:
-        lo, hi = self._b.shortest(prob)
-        return float(lo[0]), float(hi[0])
-
-    def __repr__(self) -> str:
-        return f"<normal-mixture marginal: mean {self.mean:.6g}, sd {self.sd:.6g}>"
-
-
-class TauMarginal(Marginal):
-    """Posterior marginal of tau: exact density, cdf by Gauss-Legendre quadrature.
-
-    The posterior is truncated at :attr:`upper` (its estimated ``1 - epsilon / 10``
-    quantile) and renormalised there: ``cdf(upper) = 1``, ``pdf = 0`` above it.
-    """
-
-    def __init__(self, post: ExactPosterior) -> None:
-        self._p = post
-        mean = float(post.tau_weights @ post.tau_nodes)
-        sd = float(np.sqrt(post.tau_weights @ (post.tau_nodes - mean) ** 2))
-        # moments that do not exist (power-law tail) are reported as inf, not truncated
-        self.mean = mean if post._tail_alpha > 2.0 + _ALPHA_TOL else math.inf
-        self.sd = sd if post._tail_alpha > 3.0 + _ALPHA_TOL else math.inf
-        self.lower = post._a
-        self.upper = post.tau_upper
-
-    def pdf(self, x: ArrayLike) -> float | FloatArray:
-        """Posterior density of tau (zero outside ``[lower, upper]``)."""
-        xa = np.asarray(x, dtype=float).ravel()
-        inside = (xa >= self.lower) & (xa <= self.upper)
-        out = np.zeros_like(xa)
-        if np.any(inside):
-            out[inside] = np.exp(self._p._logpost(xa[inside]) - self._p._ell_ref) / self._p._zu
-        return _as_out(x, out)
-
-    def cdf(self, x: ArrayLike) -> float | FloatArray:
-        """Posterior probability ``P(tau <= x)``."""
-        xa = np.asarray(x, dtype=float).ravel()
-        u = np.arcsinh((np.clip(xa, self.lower, self.upper) - self.lower) / self._p._c)
-        return _as_out(x, self._p._cdf_u(u))
-
-    def sf(self, x: ArrayLike) -> float | FloatArray:
-        """Posterior probability ``P(tau > x)`` (upper-tail quadrature, no cancellation)."""
-        xa = np.asarray(x, dtype=float).ravel()
-        u = np.arcsinh((np.clip(xa, self.lower, self.upper) - self.lower) / self._p._c)
-        return _as_out(x, self._p._sf_u(u))
-
-    def ppf(self, q: ArrayLike) -> float | FloatArray:
-        """Posterior quantiles of tau (safeguarded Newton within a quadrature panel)."""
-        qa = np.asarray(q, dtype=float).ravel()
-        return _as_out(q, self._p._ppf_tau(qa))
-
-    def _pdf_dlogpdf(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Density and (central-difference) derivative of the log density, one evaluation."""
-        h = 1e-6 * np.maximum(x - self.lower, 1e-3 * self._p._c)
-        lo = np.maximum(x - h, self.lower)
-        hi = np.minimum(x + h, self.upper)
-        ell = self._p._logpost(np.concatenate([x, lo, hi]))
-        n = x.size
-        inside = (x >= self.lower) & (x <= self.upper)
-        f = np.where(inside, np.exp(ell[:n] - self._p._ell_ref) / self._p._zu, 0.0)
-        with np.errstate(invalid="ignore"):
-            return f, (ell[2 * n :] - ell[n : 2 * n]) / (hi - lo)
-
-    def _shortest(self, prob: float) -> tuple[float, float]:
-        def ppf2(p: FloatArray, x0: FloatArray | None) -> FloatArray:
-            return self._p._ppf_tau(np.array([p[0], p[0] + prob])).reshape(1, 2)
-
-        def dens(x: FloatArray) -> tuple[FloatArray, FloatArray]:
-            f, dlog = self._pdf_dlogpdf(x.ravel())
-            return f.reshape(x.shape), dlog.reshape(x.shape)
-
-        lo, hi = _shortest_newton(ppf2, dens, prob, 1, None, support=(self.lower, self.upper))
-        return float(lo[0]), float(hi[0])
-
-    def __repr__(self) -> str:
-        return f"<tau marginal: mean {self.mean:.6g}, sd {self.sd:.6g}, upper {self.upper:.6g}>"
 
 
 # --------------------------------------------------------------------------------------
@@ -660,7 +143,7 @@ class ExactPosterior:
 
     def __init__(
         self,
-        data: _Data,
+        data: NormalNormalData,
         tau_prior: TauPrior,
         *,
         delta: float = DEFAULT_DELTA,
@@ -679,7 +162,7 @@ class ExactPosterior:
         self.se = data.se
         self.labels = list(data.labels)
         self.k = data.k
-        self._a, self._b = _prior_support(tau_prior)
+        self._a, self._b = prior_support(tau_prior)
         edges = self._explore()
         self._adapt(edges)
 
@@ -690,10 +173,29 @@ class ExactPosterior:
     def _logpost(self, tau: FloatArray) -> FloatArray:
         tau = np.asarray(tau, dtype=float)
         ll = self._data.conditionals(tau.ravel())["loglik"].reshape(tau.shape)
-        return _prior_logpdf(self.tau_prior, tau, self._a) + ll
+        return prior_logpdf(self.tau_prior, tau, self._a) + ll
 
     def _explore(self) -> FloatArray:
         """Locate the posterior of tau on a log grid; set scale, tail cut and first panels."""
+        s, width, t, e, r0, (t_floor, t_ceil) = self._log_grid()
+        d = np.exp(e - float(e.max()))  # mass density on the t = log((tau - a) / s) axis
+        tail_lo, tail_up, slope_up = self._grid_tails(t, e, d, width, t_floor, r0)
+        # posterior density of tau ~ tau^-alpha far out: E[tau] needs alpha > 2, E[tau^2] > 3
+        self._tail_alpha = 1.0 - slope_up
+        seg = 0.5 * (d[1:] + d[:-1]) * np.diff(t)
+        cum_lo = tail_lo + np.concatenate([[0.0], np.cumsum(seg)])
+        total = cum_lo[-1] + tail_up
+        t_cut = self._tail_cut(t, total - cum_lo, total, tail_up, slope_up, width, t_ceil)
+        return self._first_panels(t, cum_lo / total, t_cut, s, width)
+
+    def _log_grid(
+        self,
+    ) -> tuple[float, float, FloatArray, FloatArray, float, tuple[float, float]]:
+        """The log posterior mass density of tau on a log grid around where its mass is.
+
+        Returns the scale s, the support width, the grid t = log((tau - a) / s), the log
+        density e on it, the first grid point's tau - a, and the grid's floor and ceiling.
+        """
         a, b = self._a, self._b
         s = self._data.scale
         width = b - a
@@ -702,7 +204,7 @@ class ExactPosterior:
         # log grid in r = tau - a around the data scale s, widened to the prior's median
         # when it has one, then extended downwards while the mass piles at its first point
         t_lo, t_hi = -35.0, 30.0
-        r_med = _prior_median(self.tau_prior) - a
+        r_med = prior_median(self.tau_prior) - a
         if math.isfinite(r_med) and r_med > 0:
             t_lo = min(t_lo, math.log(r_med / s) - 35.0)
             t_hi = max(t_hi, math.log(r_med / s) + 30.0)
@@ -715,12 +217,12 @@ class ExactPosterior:
         r = s * np.exp(t)
         if math.isfinite(width):
             r[-1] = width  # exactly: a + s * exp(log(width / s)) may round past the bound
-        e = _prior_logpdf(self.tau_prior, a + r) + self._data.loglik_on((a, s), a + r) + np.log(r)
+        e = prior_logpdf(self.tau_prior, a + r) + self._data.loglik_on((a, s), a + r) + np.log(r)
         while int(np.argmax(e)) == 0 and t[0] > t_floor + 1e-9 and np.isfinite(e[0]):
             t_new = np.arange(max(t[0] - 60.0, t_floor), t[0] - 0.25, 0.5)
             r_new = s * np.exp(t_new)
             e_new = (
-                _prior_logpdf(self.tau_prior, a + r_new)
+                prior_logpdf(self.tau_prior, a + r_new)
                 + self._data.conditionals(a + r_new)["loglik"]
                 + np.log(r_new)
             )
@@ -740,16 +242,28 @@ class ExactPosterior:
         keep = np.flatnonzero(e >= e.max() - 45.0)
         t2 = np.linspace(max(t[keep[0]] - 0.5, t[0]), min(t[keep[-1]] + 0.5, t[-1]), 241)
         r2 = np.minimum(s * np.exp(t2), width)
-        e2 = _prior_logpdf(self.tau_prior, a + r2) + self._data.conditionals(a + r2)["loglik"]
+        e2 = prior_logpdf(self.tau_prior, a + r2) + self._data.conditionals(a + r2)["loglik"]
         t = np.concatenate([t, t2])
         e = np.concatenate([e, e2 + np.log(r2)])
         order = np.argsort(t, kind="stable")
         t, e = t[order], e[order]
         uniq = np.concatenate([[True], np.diff(t) > 1e-12])
-        t, e = t[uniq], e[uniq]
-        emax = float(e.max())
-        d = np.exp(e - emax)  # mass density on the t = log((tau - a) / s) axis
-        # tails beyond the grid: power laws in tau - a, exponentials in t
+        return s, width, t[uniq], e[uniq], float(r[0]), (t_floor, t_ceil)
+
+    def _grid_tails(
+        self,
+        t: FloatArray,
+        e: FloatArray,
+        d: FloatArray,
+        width: float,
+        t_floor: float,
+        r0: float,
+    ) -> tuple[float, float, float]:
+        """Mass beyond the grid and the upper log slope; an improper posterior is an error.
+
+        Beyond the grid the density is a power law in tau - a, an exponential in t.
+        """
+        a = self._a
         tail_lo = 0.0
         if np.isfinite(e[0]) and d[0] > 0:
             slope = (e[1] - e[0]) / (t[1] - t[0])
@@ -759,7 +273,7 @@ class ExactPosterior:
                     f"lower support bound tau = {a:g} (the tau prior's density is too "
                     "singular there); the posterior normalising constant is infinite"
                     + (
-                        f" (or all its mass lies below tau = {a:g} + {r[0]:.3g})"
+                        f" (or all its mass lies below tau = {a:g} + {r0:.3g})"
                         if t[0] <= t_floor + 1e-9
                         else ""
                     )
@@ -777,12 +291,19 @@ class ExactPosterior:
                     "use a proper prior on tau or on mu)"
                 )
             tail_up = d[-1] / -slope_up
-        # posterior density of tau ~ tau^-alpha far out: E[tau] needs alpha > 2, E[tau^2] > 3
-        self._tail_alpha = 1.0 - slope_up
-        seg = 0.5 * (d[1:] + d[:-1]) * np.diff(t)
-        cum_lo = tail_lo + np.concatenate([[0.0], np.cumsum(seg)])
-        total = cum_lo[-1] + tail_up
-        above = total - cum_lo  # mass above each grid point
+        return tail_lo, tail_up, slope_up
+
+    def _tail_cut(
+        self,
+        t: FloatArray,
+        above: FloatArray,
+        total: float,
+        tail_up: float,
+        slope_up: float,
+        width: float,
+        t_ceil: float,
+    ) -> float:
+        """Where on the t grid the mass above falls to epsilon / 10 of the total."""
         target = self.epsilon / 10.0 * total
         if tail_up > target:
             t_cut = t[-1] + math.log(tail_up / target) / -slope_up
@@ -792,25 +313,27 @@ class ExactPosterior:
                     f"1 - {self.epsilon:g}/10 quantile is beyond {_TAU_MAX:g} (is the "
                     "posterior proper? use a proper prior on tau)"
                 )
-        elif not np.any(above > target):  # (almost) all mass below the grid's first point
-            t_cut = t[0]
-        else:
-            j = int(np.flatnonzero(above > target)[-1])  # last point with enough mass above
-            if j + 1 >= t.size - (1 if math.isfinite(width) else 0):
-                t_cut = t[-1]  # the cut would fall in the last step: take the support bound
-            else:  # log-linear interpolation of the upper mass
-                la, lb = math.log(above[j]), math.log(max(above[j + 1], 1e-300))
-                frac = (la - math.log(target)) / (la - lb) if la > lb else 1.0
-                t_cut = t[j] + min(max(frac, 0.0), 1.0) * (t[j + 1] - t[j])
-        frac_mass = cum_lo / total
+            return t_cut
+        if not np.any(above > target):  # (almost) all mass below the grid's first point
+            return t[0]
+        j = int(np.flatnonzero(above > target)[-1])  # last point with enough mass above
+        if j + 1 >= t.size - (1 if math.isfinite(width) else 0):
+            return t[-1]  # the cut would fall in the last step: take the support bound
+        la, lb = math.log(above[j]), math.log(max(above[j + 1], 1e-300))  # log-linear
+        frac = (la - math.log(target)) / (la - lb) if la > lb else 1.0
+        return t[j] + min(max(frac, 0.0), 1.0) * (t[j + 1] - t[j])
+
+    def _first_panels(
+        self, t: FloatArray, frac_mass: FloatArray, t_cut: float, s: float, width: float
+    ) -> FloatArray:
+        """Set the scale and the upper cut; the first panel edges at crude quantiles."""
         t_med = float(np.interp(0.5, frac_mass, t))
         self._c = float(s * math.exp(t_med))
         r_cut = s * math.exp(t_cut)
         if math.isfinite(width):
             r_cut = min(r_cut, width)
-        self.tau_upper = float(a + r_cut)
+        self.tau_upper = float(self._a + r_cut)
         u_max = math.asinh(r_cut / self._c)
-        # first panels: edges at crude posterior quantiles
         levels = _INIT_LEVELS[_INIT_LEVELS < 1.0 - self.epsilon / 10.0]
         t_q = np.interp(levels, frac_mass, t)
         u_q = np.arcsinh(s * np.exp(t_q) / self._c)
@@ -825,7 +348,7 @@ class ExactPosterior:
     def _node_values(self, u: FloatArray) -> tuple[FloatArray, FloatArray, dict[str, FloatArray]]:
         tau = self._tau_of_u(u)
         cond = self._data.conditionals(tau, thetas=True)
-        ell = _prior_logpdf(self.tau_prior, tau) + cond["loglik"]
+        ell = prior_logpdf(self.tau_prior, tau) + cond["loglik"]
         top = float(ell.max())
         if not math.isfinite(top):
             raise ValueError(
@@ -1028,12 +551,12 @@ class ExactPosterior:
 
     # -- marginals ----------------------------------------------------------------------
     @cached_property
-    def _batch(self) -> _MixtureBatch:
+    def _batch(self) -> MixtureBatch:
         """All K = k + 2 normal-mixture marginals: mu, theta_new, theta_1..k."""
-        return _MixtureBatch(self.tau_weights, self._cm.T.copy(), self._csd.T.copy())
+        return MixtureBatch(self.tau_weights, self._cm.T.copy(), self._csd.T.copy())
 
-    def _mixture(self, col: int) -> _NormalMixtureMarginal:
-        return _NormalMixtureMarginal(
+    def _mixture(self, col: int) -> NormalMixtureMarginal:
+        return NormalMixtureMarginal(
             self.tau_weights, self._cm[:, col], self._csd[:, col], finite_sd=self._finite_sd[col]
         )
 
@@ -1044,7 +567,7 @@ class ExactPosterior:
         Var(theta_new) contains E[tau^2]; with a flat mu prior Var(mu | tau) grows like
         tau^2 / k. Both need tau's posterior tail ~ tau^-alpha with alpha > 3.
         """
-        second = self._tail_alpha > 3.0 + _ALPHA_TOL
+        second = self._tail_alpha > 3.0 + ALPHA_TOL
         out = np.ones(self.k + 2, dtype=bool)
         out[1] = second
         if self.mu_prior is None:
@@ -1279,7 +802,9 @@ def exact_posterior(
     ``epsilon`` truncation, not a proof: a pathological prior (say with a jump inside
     the support) may need a smaller ``delta``.
     """
-    return ExactPosterior(_Data(y, se, mu_prior, labels), tau_prior, delta=delta, epsilon=epsilon)
+    return ExactPosterior(
+        NormalNormalData(y, se, mu_prior, labels), tau_prior, delta=delta, epsilon=epsilon
+    )
 
 
 @overload
@@ -1336,7 +861,7 @@ def exact_posterior_sweep(
     dict or list of ExactPosterior
         Keyed like ``tau_priors`` (a dict for a mapping, a list for a sequence).
     """
-    data = _Data(y, se, mu_prior, labels)
+    data = NormalNormalData(y, se, mu_prior, labels)
     if isinstance(tau_priors, Mapping):
         return {
             name: ExactPosterior(data, prior, delta=delta, epsilon=epsilon)

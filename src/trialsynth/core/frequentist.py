@@ -42,7 +42,7 @@ PREDICTION_METHODS: tuple[str, ...] = ("metafor", "hts")
 #: iterate that stopped early.
 TAU2_TOL = 1e-12
 
-_MAX_ITER = 1000
+MAX_ITER = 1000
 
 FloatArray = NDArray[np.float64]
 
@@ -50,7 +50,7 @@ FloatArray = NDArray[np.float64]
 # --------------------------------------------------------------------------- helpers
 
 
-def _z_crit(level: float) -> float:
+def z_crit(level: float) -> float:
     """Two-sided standard-normal critical value for a ``level`` interval."""
     return float(special.ndtri(0.5 + level / 2))
 
@@ -62,7 +62,8 @@ def _t_crit(level: float, df: float) -> float:
     return float(special.stdtrit(df, 0.5 + level / 2))
 
 
-def _check_level(level: float) -> float:
+def check_level(level: float) -> float:
+    """The level as a float, checked to lie in (0, 1)."""
     level = float(level)
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
@@ -80,7 +81,8 @@ def _as_vector(name: str, values: ArrayLike) -> FloatArray:
     return arr
 
 
-def _check_effects(y: ArrayLike, se: ArrayLike) -> tuple[FloatArray, FloatArray]:
+def check_effects(y: ArrayLike, se: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Effects and standard errors as float vectors of one length, every se > 0."""
     y_arr = _as_vector("y", y)
     se_arr = _as_vector("se", se)
     if y_arr.shape != se_arr.shape:
@@ -127,7 +129,8 @@ def _exp(x: float) -> float:
     return math.exp(x) if math.isfinite(x) else math.nan
 
 
-def _jsonify(d: dict[str, Any]) -> dict[str, Any]:
+def jsonify(d: dict[str, Any]) -> dict[str, Any]:
+    """The dict with numpy scalars as Python numbers and non-finite floats as None."""
     out: dict[str, Any] = {}
     for key, value in d.items():
         if isinstance(value, bool | str | int) or value is None:
@@ -189,7 +192,7 @@ class CommonEffectResult:
         d["or"] = _exp(self.estimate)
         d["lower"] = _exp(self.ci_lower)
         d["upper"] = _exp(self.ci_upper)
-        return _jsonify(d)
+        return jsonify(d)
 
 
 @dataclass(frozen=True)
@@ -275,7 +278,7 @@ class RandomEffectsResult:
         d["upper"] = _exp(self.ci_upper)
         d["or_pi_lower"] = _exp(self.pi_lower)
         d["or_pi_upper"] = _exp(self.pi_upper)
-        return _jsonify(d)
+        return jsonify(d)
 
 
 # --------------------------------------------------------------------------- common effect
@@ -290,7 +293,7 @@ def _wald(
     q: float | None = None,
     q_df: int | None = None,
 ) -> CommonEffectResult:
-    crit = _z_crit(level)
+    crit = z_crit(level)
     zval = estimate / se
     q_pval = None
     if q is not None and q_df is not None:
@@ -341,7 +344,7 @@ def mantel_haenszel(
         On invalid counts, or when the pooled odds ratio is 0 or infinite (no trial has
         ``a d > 0``, or none has ``b c > 0``).
     """
-    level = _check_level(level)
+    level = check_level(level)
     a, b, c, d = _check_counts(events_t, n_t, events_c, n_c)
     n = a + b + c + d
     r = a * d / n
@@ -393,7 +396,7 @@ def peto(
     ValueError
         On invalid counts, or when no trial carries information (all ``V = 0``).
     """
-    level = _check_level(level)
+    level = check_level(level)
     a, b, c, d = _check_counts(events_t, n_t, events_c, n_c)
     n1, n2 = a + b, c + d
     n = n1 + n2
@@ -434,8 +437,8 @@ def inverse_variance(y: ArrayLike, se: ArrayLike, level: float = 0.95) -> Common
     CommonEffectResult
         With Cochran's Q on ``k - 1`` df (``q_pval`` is ``None`` when ``k = 1``).
     """
-    level = _check_level(level)
-    y_arr, se_arr = _check_effects(y, se)
+    level = check_level(level)
+    y_arr, se_arr = check_effects(y, se)
     w = 1 / se_arr**2
     mu = float((w * y_arr).sum() / w.sum())
     q = float((w * (y_arr - mu) ** 2).sum())
@@ -491,7 +494,7 @@ def restricted_loglik(y: ArrayLike, se: ArrayLike, tau2: float) -> float:
         ``-0.5 * (sum(log(v + tau2)) + log(sum(w)) + sum(w (y - mu)^2))`` with
         ``w = 1 / (v + tau2)`` and ``mu`` the weighted mean.
     """
-    y_arr, se_arr = _check_effects(y, se)
+    y_arr, se_arr = check_effects(y, se)
     return -0.5 * float(_negll(y_arr, se_arr**2, tau2, "REML"))
 
 
@@ -513,7 +516,7 @@ def _tau2_scoring(y: FloatArray, v: FloatArray, method: str) -> float | None:
     Starts from the DL estimate; returns ``None`` if it does not converge.
     """
     tau2 = _tau2_dl(y, v)
-    for _ in range(_MAX_ITER):
+    for _ in range(MAX_ITER):
         w, mu = _weighted_mean(y, v, tau2)
         r = y - mu
         sw, sw2 = w.sum(), (w**2).sum()
@@ -628,8 +631,8 @@ def random_effects(
         raise ValueError(
             f"Unknown prediction {prediction!r}. Valid choices: {list(PREDICTION_METHODS)}"
         )
-    level = _check_level(level)
-    y_arr, se_arr = _check_effects(y, se)
+    level = check_level(level)
+    y_arr, se_arr = check_effects(y, se)
     k = y_arr.size
     if k < 2:
         raise ValueError("random-effects meta-analysis needs at least 2 trials")
@@ -652,7 +655,7 @@ def random_effects(
         crit = _t_crit(level, q_df)
     else:
         df = None
-        crit = _z_crit(level)
+        crit = z_crit(level)
     stat = mu / se_mu if se_mu > 0 else math.copysign(math.inf, mu) if mu != 0 else math.nan
     if df is None:
         pval = float(2 * special.ndtr(-abs(stat)))
@@ -748,7 +751,7 @@ def classical_summary(
         elif np.size(y) != np.size(et):
             raise ValueError("y/se and the counts differ in length")
     assert y is not None and se is not None
-    y_arr, se_arr = _check_effects(y, se)
+    y_arr, se_arr = check_effects(y, se)
     out["iv"] = inverse_variance(y_arr, se_arr, level=level).to_dict()
     k = y_arr.size
     for key, meth, hk in (
@@ -763,205 +766,3 @@ def classical_summary(
             else random_effects(y_arr, se_arr, method=meth, level=level, hartung_knapp=hk).to_dict()
         )
     return out
-
-
-# --------------------------------------------------------------------------- meta-regression
-
-
-@dataclass(frozen=True)
-class MetaRegressionResult:
-    """A mixed-effects meta-regression ``y_i ~ N(x_i' b, v_i + tau2)`` (REML).
-
-    Attributes
-    ----------
-    names : tuple of str
-        ``"intercept"`` then the moderators, in the order of ``coef``.
-    coef, se, ci_lower, ci_upper, zval, pval : tuple of float
-        Coefficients on the scale of ``y`` (log odds ratio per unit of each moderator), their
-        standard errors ``sqrt(diag((X' W X)^-1))`` with ``W = diag(1 / (v + tau2))``, Wald
-        intervals at ``level`` and two-sided z-test p-values (metafor's default ``test="z"``).
-    level : float
-        Level of the intervals.
-    k : int
-        Number of trials.
-    tau2, tau : float
-        Residual between-trial variance (REML) and its square root.
-    qe, qe_df, qe_pval : float
-        Test of residual heterogeneity (common-effect weights), ``k - p`` degrees of freedom.
-    qm, qm_df, qm_pval : float
-        Omnibus Wald test of the moderators (all coefficients but the intercept).
-    """
-
-    names: tuple[str, ...]
-    coef: tuple[float, ...]
-    se: tuple[float, ...]
-    ci_lower: tuple[float, ...]
-    ci_upper: tuple[float, ...]
-    zval: tuple[float, ...]
-    pval: tuple[float, ...]
-    level: float
-    k: int
-    tau2: float
-    tau: float
-    qe: float
-    qe_df: int
-    qe_pval: float
-    qm: float
-    qm_df: int
-    qm_pval: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict: one entry per coefficient plus the heterogeneity statistics."""
-        coefs = {
-            name: _jsonify(
-                {
-                    "estimate": self.coef[j],
-                    "se": self.se[j],
-                    "ci_lower": self.ci_lower[j],
-                    "ci_upper": self.ci_upper[j],
-                    "zval": self.zval[j],
-                    "pval": self.pval[j],
-                }
-            )
-            for j, name in enumerate(self.names)
-        }
-        keys = ("level", "k", "tau2", "tau", "qe", "qe_df", "qe_pval", "qm", "qm_df", "qm_pval")
-        rest = _jsonify({key: getattr(self, key) for key in keys})
-        return {"method": "REML", "coefficients": coefs, **rest}
-
-
-def _gls(y: FloatArray, v: FloatArray, x: FloatArray, tau2: float) -> tuple[FloatArray, FloatArray]:
-    """Weighted least-squares coefficients and ``(X' W X)^-1`` at a given tau^2."""
-    w = 1 / (v + tau2)
-    xtwx_inv = np.linalg.inv(x.T @ (w[:, None] * x))
-    return xtwx_inv @ (x.T @ (w * y)), xtwx_inv
-
-
-def _mr_negll(y: FloatArray, v: FloatArray, x: FloatArray, tau2: float) -> float:
-    """-2 x restricted log-likelihood of the meta-regression, up to a constant."""
-    b, xtwx_inv = _gls(y, v, x, tau2)
-    r = y - x @ b
-    _, logdet = np.linalg.slogdet(xtwx_inv)
-    return float(np.log(v + tau2).sum() - logdet + (r**2 / (v + tau2)).sum())
-
-
-def _mr_tau2_reml(y: FloatArray, v: FloatArray, x: FloatArray) -> float:
-    """REML tau^2 of the meta-regression.
-
-    Fisher scoring from 0, truncated at 0 (metafor's algorithm), checked against a grid
-    search of the restricted likelihood; the higher restricted likelihood wins.
-    """
-    tau2 = 0.0
-    scored: float | None = None
-    for _ in range(_MAX_ITER):
-        w = 1 / (v + tau2)
-        _, xtwx_inv = _gls(y, v, x, tau2)
-        p = np.diag(w) - (w[:, None] * x) @ xtwx_inv @ (x.T * w)
-        py = p @ y
-        step = (float(py @ py) - float(np.trace(p))) / float(np.sum(p * p))
-        new = max(0.0, tau2 + step)
-        if abs(new - tau2) <= TAU2_TOL * max(1.0, tau2):
-            scored = new
-            break
-        tau2 = new
-    scale = float(np.ptp(y) ** 2 + v.max())
-    grid = np.concatenate([[0.0], np.geomspace(1e-9 * scale, 10 * scale, 400)])
-    vals = np.array([_mr_negll(y, v, x, t) for t in grid])
-    i = int(np.argmin(vals))
-    res = optimize.minimize_scalar(
-        lambda t: _mr_negll(y, v, x, t),
-        bounds=(grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]),
-        method="bounded",
-        options={"xatol": TAU2_TOL},
-    )
-    best = float(res.x) if _mr_negll(y, v, x, float(res.x)) < vals[i] else float(grid[i])
-    if scored is not None and _mr_negll(y, v, x, scored) <= _mr_negll(y, v, x, best) + 1e-10:
-        return scored
-    return best
-
-
-def meta_regression(
-    y: ArrayLike,
-    se: ArrayLike,
-    moderators: ArrayLike,
-    names: tuple[str, ...] | list[str] | None = None,
-    level: float = 0.95,
-) -> MetaRegressionResult:
-    """Mixed-effects meta-regression with REML tau^2, as metafor's ``rma(yi, vi, mods = ~ x)``.
-
-    Model: ``y_i ~ N(b0 + x_i' b, se_i^2 + tau2)``. tau^2 maximises the restricted
-    likelihood (Fisher scoring from 0 truncated at 0, iterated to :data:`TAU2_TOL` and checked
-    against a grid search); the coefficients are the weighted least-squares estimates at that
-    tau^2 with standard errors from ``(X' W X)^-1`` and z-based Wald intervals.
-
-    Parameters
-    ----------
-    y, se : array_like
-        Per-trial estimates (e.g. log odds ratios) and standard errors.
-    moderators : array_like
-        ``(k,)`` or ``(k, p)`` moderator values, uncentred (an intercept is added).
-    names : sequence of str, optional
-        Moderator names (default ``x1, x2, ...``).
-    level : float
-        Level of the intervals.
-
-    Returns
-    -------
-    MetaRegressionResult
-
-    Raises
-    ------
-    ValueError
-        Invalid inputs, fewer trials than coefficients + 1, or a moderator that is constant
-        or collinear with the others.
-    """
-    level = _check_level(level)
-    y_arr, se_arr = _check_effects(y, se)
-    mods = np.asarray(moderators, dtype=float)
-    if mods.ndim == 1:
-        mods = mods[:, None]
-    if mods.ndim != 2 or mods.shape[0] != y_arr.size:
-        raise ValueError(
-            f"moderators must have one row per trial ({y_arr.size}), got shape {mods.shape}"
-        )
-    if not np.all(np.isfinite(mods)):
-        raise ValueError("moderators must be finite")
-    p = mods.shape[1]
-    labels = tuple(names) if names is not None else tuple(f"x{j + 1}" for j in range(p))
-    if len(labels) != p:
-        raise ValueError(f"{len(labels)} moderator name(s) for {p} moderator column(s)")
-    k = y_arr.size
-    x = np.column_stack([np.ones(k), mods])
-    if k < p + 2:
-        raise ValueError(f"meta-regression with {p} moderator(s) needs at least {p + 2} trials")
-    if np.linalg.matrix_rank(x) < p + 1:
-        raise ValueError("a moderator is constant or collinear with the others")
-    v = se_arr**2
-    tau2 = _mr_tau2_reml(y_arr, v, x)
-    b, cov = _gls(y_arr, v, x, tau2)
-    se_b = np.sqrt(np.diag(cov))
-    crit = _z_crit(level)
-    z = b / se_b
-    b0, _ = _gls(y_arr, v, x, 0.0)
-    qe = float(((y_arr - x @ b0) ** 2 / v).sum())
-    slopes = b[1:]
-    qm = float(slopes @ np.linalg.solve(cov[1:, 1:], slopes))
-    return MetaRegressionResult(
-        names=("intercept", *labels),
-        coef=tuple(float(c) for c in b),
-        se=tuple(float(s) for s in se_b),
-        ci_lower=tuple(float(c) for c in b - crit * se_b),
-        ci_upper=tuple(float(c) for c in b + crit * se_b),
-        zval=tuple(float(t) for t in z),
-        pval=tuple(float(2 * special.ndtr(-abs(t))) for t in z),
-        level=level,
-        k=k,
-        tau2=tau2,
-        tau=math.sqrt(tau2),
-        qe=qe,
-        qe_df=k - p - 1,
-        qe_pval=float(special.chdtrc(k - p - 1, qe)),
-        qm=qm,
-        qm_df=p,
-        qm_pval=float(special.chdtrc(p, qm)),
-    )

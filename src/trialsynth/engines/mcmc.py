@@ -252,6 +252,7 @@ class MCMCEngine:
         """Compile (or reuse), sample, derive theta/theta_new, check; refit if it diverged."""
         spec, data, priors = problem.spec, problem.data, problem.priors
         check_sampleable(spec, data)
+        _ = problem.design  # a bad subgroup or covariate column is an error before compiling
         timings: dict[str, float] = {}
         progress("compile")
         t0 = time.perf_counter()

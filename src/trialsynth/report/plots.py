@@ -1,11 +1,11 @@
 """Report figures. One function per figure, keyword-only options, returning the figure.
 
-The caller saves (:func:`save_figure` writes PNG at 300 dpi and SVG). Colours are from
+The caller saves (:func:`~trialsynth.report.style.save_figure` writes PNG and SVG). Colours are from
 the Okabe-Ito palette (colour-blind safe) and every mark also differs in shape, fill or
 line style, so figures stay readable in greyscale. Figures are drawn from a
 :class:`~trialsynth.results.base.FitResult`, fresh or loaded from a FIT folder.
 
-Figures: :func:`forest_plot` (the meta-analysis forest plot), :func:`posterior_plot`
+Figures: :func:`~trialsynth.report.forest.forest_plot` (the forest plot), :func:`posterior_plot`
 (pooled OR and OR of a new trial, prior overlaid), :func:`tau_plot` (heterogeneity prior
 vs posterior), :func:`benefit_plot` (P(OR > c)), :func:`subgroup_plot` (subgroup forest),
 :func:`rank_plot` and :func:`trace_plot` (MCMC diagnostics of the hyperparameters, with
@@ -15,377 +15,24 @@ arviz-plots).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trialsynth.core.effects import log_odds_ratios
+from trialsynth.report.style import (
+    CHAIN_COLOURS,
+    CHAIN_STYLES,
+    OKABE_ITO,
+    failed_banner,
+    fmt_or,
+    log_or_axis,
+    pyplot,
+)
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from trialsynth.results.base import FitResult
-
-OKABE_ITO = {
-    "black": "#000000",
-    "orange": "#E69F00",
-    "sky": "#56B4E9",
-    "green": "#009E73",
-    "blue": "#0072B2",
-    "vermillion": "#D55E00",
-    "purple": "#CC79A7",
-}
-#: Chain colours and line styles of the diagnostics figures (distinct in greyscale too).
-CHAIN_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000")
-CHAIN_STYLES = ("-", "--", ":", "-.")
-#: Classical estimators shown on the forest plot by default, and their row labels.
-CLASSICAL_LABELS = {
-    "mh": "Mantel-Haenszel (common effect)",
-    "peto": "Peto (common effect)",
-    "iv": "Inverse variance (common effect)",
-    "dl": "DerSimonian-Laird (random effects)",
-    "reml": "REML (random effects)",
-    "pm": "Paule-Mandel (random effects)",
-    "dl_hk": "DL + Hartung-Knapp (random effects)",
-}
-#: How the data confidence of a row is printed and marked on the forest plot.
-CONFIDENCE_MARKS = {
-    "high": ("printed", ""),
-    "medium": ("from %", " *"),
-    "reconstructed": ("reconstructed", " \u2020"),
-}
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig: Figure, folder: str | Path, stem: str) -> dict[str, Path]:
-    """Save ``fig`` as ``<stem>.png`` (300 dpi) and ``<stem>.svg`` in ``folder``.
-
-    Both files are reproducible byte for byte (no timestamps, fixed SVG ids).
-
-    Returns
-    -------
-    dict
-        ``{"png": path, "svg": path}``.
-    """
-    import matplotlib
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {"png": folder / f"{stem}.png", "svg": folder / f"{stem}.svg"}
-    with matplotlib.rc_context({"svg.hashsalt": "trialsynth", "svg.fonttype": "path"}):
-        fig.savefig(paths["png"], dpi=300, metadata={"Software": None})
-        fig.savefig(paths["svg"], metadata={"Date": None, "Creator": None})
-    return paths
-
-
-def _log_or_axis(ax: Axes, lo: float, hi: float) -> None:
-    """Log-scale odds-ratio axis with plain tick labels between ``lo`` and ``hi``."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
-
-    ax.set_xscale("log")
-    ax.set_xlim(max(lo, 1e-3), min(hi, 1e3))
-    ticks = [
-        t
-        for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
-        if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]
-    ]
-    if len(ticks) < 4:  # a narrow range: finer ticks
-        fine = (0.25, 0.33, 0.5, 0.67, 0.8, 1, 1.25, 1.5, 2, 3, 4)
-        ticks = [t for t in fine if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-def _fmt_or(d: dict[str, float]) -> str:
-    return f"{d['median']:.2f} [{d['q025']:.2f}, {d['q975']:.2f}]"
-
-
-def _observed(fit: FitResult) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
-    """Observed log-ORs, their 95% CI half-widths, and (treatment, control) count labels."""
-    frame = fit.data_frame.set_index("study").loc[fit.studies]
-    if {"events_t", "n_t", "events_c", "n_c"} <= set(frame.columns):
-        lor = log_odds_ratios(frame["events_t"], frame["n_t"], frame["events_c"], frame["n_c"])
-        y, se = lor.y, lor.se
-        counts = [
-            (f"{int(r.events_t)}/{int(r.n_t)}", f"{int(r.events_c)}/{int(r.n_c)}")
-            for r in frame.itertuples()
-        ]
-    else:
-        y, se = frame["log_or"].to_numpy(float), frame["se"].to_numpy(float)
-        counts = [("", "") for _ in range(len(frame))]
-    return np.asarray(y, float), 1.959964 * np.asarray(se, float), counts
-
-
-def _failed_banner(fig: Figure, fit: FitResult) -> None:
-    """A red banner across the top of a figure of a fit that failed its checks."""
-    if fit.ok:
-        return
-    fig.text(
-        0.99,
-        0.995,
-        "CONVERGENCE FAILED: do not report these numbers",
-        ha="right",
-        va="top",
-        color="white",
-        fontsize=9,
-        weight="bold",
-        bbox={"facecolor": OKABE_ITO["vermillion"], "edgecolor": "none", "pad": 3},
-    )
-
-
-def forest_plot(
-    fit: FitResult,
-    *,
-    treatment: str = "treatment",
-    control: str = "control",
-    title: str | None = None,
-    classical: Sequence[str] = ("mh", "dl", "reml"),
-) -> Figure:
-    """Meta-analysis forest plot on the odds-ratio scale.
-
-    One row per trial: the observed OR with its 95% CI (open square), the shrunken
-    posterior OR with its 95% credible interval (filled circle), events/total per arm,
-    both intervals printed, and the data confidence of the row (printed counts; ``*``
-    counts from printed percentages; ``†`` counts reconstructed from pooled totals, also
-    shaded). Below: the pooled OR (diamond), the 95% predictive interval of a new trial,
-    and the classical pooled ORs of ``summary()["frequentist"]`` (triangles).
-
-    Parameters
-    ----------
-    fit : FitResult
-        A fitted meta-analysis.
-    treatment, control : str
-        Arm names for the "favours" labels and the counts header.
-    title : str, optional
-        Figure title.
-    classical : sequence of str
-        Keys of ``summary()["frequentist"]`` to show (``mh``, ``peto``, ``iv``, ``dl``,
-        ``reml``, ``pm``, ``dl_hk``); estimators missing from the fit are skipped.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        Its axes has one y tick per row, top to bottom: the trials, ``Pooled (random
-        effects)``, ``Predicted for a new trial``, then the classical estimators.
-    """
-    plt = _pyplot()
-    from matplotlib.transforms import blended_transform_factory
-
-    summary = fit.summary()
-    studies = fit.studies
-    k = len(studies)
-    y, half, counts = _observed(fit)
-    frame = fit.data_frame.set_index("study").loc[studies]
-    confidence = (
-        [str(c) for c in frame["confidence"]] if "confidence" in frame.columns else [""] * k
-    )
-    theta = summary["theta"]
-    freq = summary.get("frequentist") or {}
-    unknown = [m for m in classical if m not in CLASSICAL_LABELS]
-    if unknown:
-        raise ValueError(
-            f"forest_plot: unknown classical estimator {unknown[0]!r}; "
-            f"valid: {', '.join(CLASSICAL_LABELS)}"
-        )
-    cl_rows = [(m, freq[m]) for m in classical if isinstance(freq.get(m), dict) and "or" in freq[m]]
-
-    n_rows = k + 2 + len(cl_rows)
-    height = 0.36 * n_rows + 2.6
-    fig = plt.figure(figsize=(13, height))
-    # Left margin from the longest row label (about 0.085 in per character at 10 pt).
-    longest = max(len(s) + 2 for s in [*studies, *(CLASSICAL_LABELS[m] for m, _ in cl_rows)])
-    left = min(max(0.24, (0.085 * longest + 0.3) / 13), 0.36)
-    ax = fig.add_axes((left, 1.35 / height, 0.55 - left, (height - 2.5) / height))
-    ax.set_axisbelow(True)
-    rows = np.arange(n_rows)[::-1].astype(float)  # top row first
-    trial_rows = rows[:k]
-    for r, c in zip(trial_rows, confidence, strict=True):
-        if c == "reconstructed":
-            ax.axhspan(r - 0.5, r + 0.5, color="0.9", zorder=0, lw=0)
-
-    ax.errorbar(
-        np.exp(y),
-        trial_rows + 0.16,
-        xerr=[np.exp(y) - np.exp(y - half), np.exp(y + half) - np.exp(y)],
-        fmt="s",
-        mfc="white",
-        mec=OKABE_ITO["black"],
-        ecolor=OKABE_ITO["black"],
-        ms=5,
-        capsize=0,
-        lw=1,
-        label="observed OR (95% CI)",
-    )
-    shr = np.array([[t["or"]["median"], t["or"]["q025"], t["or"]["q975"]] for t in theta])
-    ax.errorbar(
-        shr[:, 0],
-        trial_rows - 0.16,
-        xerr=[shr[:, 0] - shr[:, 1], shr[:, 2] - shr[:, 0]],
-        fmt="o",
-        color=OKABE_ITO["blue"],
-        ms=5,
-        capsize=0,
-        lw=1.5,
-        label="shrunken OR (95% CrI)",
-    )
-    pooled = summary["or"]
-    r_pool = rows[k]
-    ax.fill(
-        [pooled["q025"], pooled["median"], pooled["q975"], pooled["median"]],
-        [r_pool, r_pool + 0.32, r_pool, r_pool - 0.32],
-        color=OKABE_ITO["vermillion"],
-        label="pooled OR (95% CrI)",
-    )
-    new = summary["or_new"]
-    r_new = rows[k + 1]
-    ax.errorbar(
-        [new["median"]],
-        [r_new],
-        xerr=[[new["median"] - new["q025"]], [new["q975"] - new["median"]]],
-        fmt="D",
-        mfc="white",
-        mec=OKABE_ITO["green"],
-        ecolor=OKABE_ITO["green"],
-        lw=3,
-        capsize=4,
-        label="new trial (95% predictive)",
-    )
-    labels = [
-        f"{s}{CONFIDENCE_MARKS.get(c, ('', ''))[1]}"
-        for s, c in zip(studies, confidence, strict=True)
-    ]
-    pooled_label = "Average of subgroups" if fit.subgroups else "Pooled (random effects)"
-    labels += [pooled_label, "Predicted for a new trial"]
-    for j, (m, est) in enumerate(cl_rows):
-        ax.errorbar(
-            [est["or"]],
-            [rows[k + 2 + j]],
-            xerr=[[est["or"] - est["lower"]], [est["upper"] - est["or"]]],
-            fmt="^",
-            mfc="white" if m == "mh" else OKABE_ITO["purple"],
-            mec=OKABE_ITO["purple"],
-            ecolor=OKABE_ITO["purple"],
-            lw=1.2,
-            capsize=3,
-            label="classical pooled OR (95% CI)" if j == 0 else None,
-        )
-        labels.append(CLASSICAL_LABELS[m])
-    if cl_rows:
-        ax.axhline(rows[k + 1] - 0.5, color="0.7", lw=0.6)
-    ax.axhline(rows[k - 1] - 0.5, color="0.7", lw=0.6)
-
-    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-    ax.set_yticks(rows, labels)
-    for tick, c in zip(ax.get_yticklabels()[:k], confidence, strict=True):
-        if c == "reconstructed":
-            tick.set_style("italic")
-    ax.get_yticklabels()[k].set_weight("bold")
-    ax.set_ylim(-0.7, n_rows - 0.3)
-    lows = [np.exp(y - half).min(), shr[:, 1].min(), new["q025"]]
-    highs = [np.exp(y + half).max(), shr[:, 2].max(), new["q975"]]
-    lows += [e["lower"] for _, e in cl_rows]
-    highs += [e["upper"] for _, e in cl_rows]
-    _log_or_axis(ax, np.nanmin(lows) / 1.3, np.nanmax(highs) * 1.3)
-    ax.set_xlabel(
-        f"odds ratio (log scale)\n\u2190 favours {control}      favours {treatment} \u2192"
-    )
-    ax.grid(axis="x", which="major", color="0.92", lw=0.5)
-
-    # Text columns at fixed figure x positions, aligned with the rows.
-    trans = blended_transform_factory(fig.transFigure, ax.transData)
-    columns = {
-        "t": (0.565, f"{treatment}\nn/N"),
-        "c": (0.625, f"{control}\nn/N"),
-        "obs": (0.685, "observed OR\n[95% CI]"),
-        "shr": (0.795, "posterior OR\n[95% CrI]"),
-        "conf": (0.905, "data\nconfidence" if any(confidence) else ""),
-    }
-    top = n_rows - 0.45
-    for x, head in columns.values():
-        fig.text(x, top, head, transform=trans, fontsize=8, weight="bold", va="bottom")
-    for i, r in enumerate(trial_rows):
-        cells = {
-            "t": counts[i][0],
-            "c": counts[i][1],
-            "obs": f"{np.exp(y[i]):.2f} [{np.exp(y[i] - half[i]):.2f}, "
-            f"{np.exp(y[i] + half[i]):.2f}]",
-            "shr": _fmt_or(theta[i]["or"]),
-            "conf": CONFIDENCE_MARKS.get(confidence[i], (confidence[i], ""))[0],
-        }
-        for key, text in cells.items():
-            fig.text(
-                columns[key][0],
-                r,
-                text,
-                transform=trans,
-                va="center",
-                fontsize=8,
-                family="monospace" if key in ("t", "c") else None,
-                style="italic" if confidence[i] == "reconstructed" else "normal",
-            )
-    fig.text(
-        columns["shr"][0],
-        r_pool,
-        _fmt_or(pooled),
-        transform=trans,
-        va="center",
-        fontsize=8,
-        weight="bold",
-    )
-    fig.text(columns["shr"][0], r_new, _fmt_or(new), transform=trans, va="center", fontsize=8)
-    for j, (_m, est) in enumerate(cl_rows):
-        fig.text(
-            columns["obs"][0],
-            rows[k + 2 + j],
-            f"{est['or']:.2f} [{est['lower']:.2f}, {est['upper']:.2f}]",
-            transform=trans,
-            va="center",
-            fontsize=8,
-        )
-
-    tau = summary["tau"]
-    note = (
-        f"tau median {tau['median']:.2f} [{tau['q025']:.2f}, {tau['q975']:.2f}];  "
-        f"P(OR > 1) = {summary['p_mu_gt_0']:.3f};  "
-        f"P(OR_new > 1) = {summary['p_theta_new_gt_0']:.3f};  "
-        f"priors: " + "; ".join(f"{r} ~ {p}" for r, p in summary["priors"].items())
-    )
-    if any(c in ("reconstructed", "medium") for c in confidence):
-        note += (
-            "\n* counts derived from printed percentages;  "
-            "\u2020 (shaded, italic) counts reconstructed from pooled totals"
-        )
-    if not fit.ok:
-        note += "\nWARNING: this fit FAILED its convergence checks; do not report these numbers."
-    fig.suptitle(
-        title or f"{summary['model']} random-effects meta-analysis",
-        x=0.02,
-        y=1 - 0.1 / height,
-        ha="left",
-        va="top",
-        fontsize=11,
-    )
-    fig.text(0.02, 0.08 / height, note, fontsize=8, va="bottom")
-    fig.legend(
-        loc="upper left",
-        bbox_to_anchor=(0.015, 1 - 0.4 / height),
-        ncol=5,
-        fontsize=8,
-        frameon=False,
-    )
-    _failed_banner(fig, fit)
-    return fig
 
 
 def _kde(x: np.ndarray, grid: np.ndarray, *, lower: float | None = None) -> np.ndarray:
@@ -452,7 +99,7 @@ def posterior_plot(
     matplotlib.figure.Figure
         Two axes, titled ``pooled OR`` and ``OR of a new trial``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     summary = fit.summary()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     has_structure = bool(fit.subgroups) or bool(fit.spec.covariates)
@@ -513,18 +160,18 @@ def posterior_plot(
         else:
             prior_note = "prior predictive not drawn (improper prior or structured model)"
         ax.axvline(1.0, color="grey", lw=0.8, ls=":")
-        _log_or_axis(ax, float(np.exp(grid[0])), float(np.exp(grid[-1])))
+        log_or_axis(ax, float(np.exp(grid[0])), float(np.exp(grid[-1])))
         ax.set_ylim(bottom=0)
         ax.set_title(name)
         ax.set_xlabel(f"{sym} (log scale)\n\u2190 favours {control}    favours {treatment} \u2192")
         ax.set_ylabel("density (per unit log OR)")
-        text = f"median {_fmt_or(s)}\nP({sym} > 1) = {p_gt:.3f}"
+        text = f"median {fmt_or(s)}\nP({sym} > 1) = {p_gt:.3f}"
         if prior_note:
             text += f"\n{prior_note}"
         ax.text(0.02, 0.97, text, transform=ax.transAxes, va="top", fontsize=8)
         ax.legend(loc="upper right", fontsize=8, frameon=False)
     fig.suptitle(title or "Pooled odds ratio and odds ratio of a new trial", fontsize=11)
-    _failed_banner(fig, fit)
+    failed_banner(fig, fit)
     return fig
 
 
@@ -553,7 +200,7 @@ def tau_plot(fit: FitResult, *, title: str | None = None) -> Figure:
     """
     if fit.spec.random_effects is None:
         raise ValueError("tau_plot: a common-effect fit has no heterogeneity (tau = 0)")
-    plt = _pyplot()
+    plt = pyplot()
     summary = fit.summary()
     tau = np.asarray(fit.draws("tau"), float).ravel()
     prior = fit.priors.tau
@@ -591,7 +238,7 @@ def tau_plot(fit: FitResult, *, title: str | None = None) -> Figure:
     )
     ax.legend(loc="upper right", fontsize=8, frameon=False)
     ax.set_title(title or "Heterogeneity: prior and posterior of tau", fontsize=11)
-    _failed_banner(fig, fit)
+    failed_banner(fig, fit)
     return fig
 
 
@@ -624,7 +271,7 @@ def benefit_plot(
     """
     from trialsynth.results.queries import benefit_curve
 
-    plt = _pyplot()
+    plt = pyplot()
     c = np.geomspace(0.5, 2.0, 61) if thresholds is None else np.asarray(thresholds, float)
     curve = benefit_curve(fit, c)
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
@@ -652,14 +299,14 @@ def benefit_plot(
         ax.annotate(f"{p:.2f}", (1.0, p), xytext=(6, 4), textcoords="offset points", fontsize=8)
     ax.axvline(1.0, color="grey", lw=0.8, ls=":")
     ax.axhline(0.5, color="grey", lw=0.5, ls=":")
-    _log_or_axis(ax, float(c.min()), float(c.max()))
+    log_or_axis(ax, float(c.min()), float(c.max()))
     ax.set_ylim(0, 1)
     ax.set_xlabel(f"threshold c for the odds ratio (log scale); OR > 1 favours {treatment}")
     ax.set_ylabel("posterior probability")
     ax.legend(loc="lower left", fontsize=8, frameon=False)
     ax.set_title(title or "Probability of benefit: P(OR > c)", fontsize=11)
     ax.grid(color="0.92", lw=0.5)
-    _failed_banner(fig, fit)
+    failed_banner(fig, fit)
     return fig
 
 
@@ -695,7 +342,7 @@ def subgroup_plot(
     groups = summary.get("subgroups") or {}
     if not groups:
         raise ValueError("subgroup_plot: this fit has no subgroups (fit with a subgroup column)")
-    plt = _pyplot()
+    plt = pyplot()
     entries = [
         (f"{level} (k = {g['k']})", g["or"], g["or_new"], g["p_mu_gt_0"])
         for level, g in groups.items()
@@ -740,7 +387,7 @@ def subgroup_plot(
     ax.set_ylim(-0.7, n - 0.3)
     lo = min(min(e[1]["q025"], e[2]["q025"]) for e in entries)
     hi = max(max(e[1]["q975"], e[2]["q975"]) for e in entries)
-    _log_or_axis(ax, lo / 1.3, hi * 1.3)
+    log_or_axis(ax, lo / 1.3, hi * 1.3)
     ax.set_xlabel(
         f"odds ratio (log scale)\n\u2190 favours {control}      favours {treatment} \u2192"
     )
@@ -757,16 +404,16 @@ def subgroup_plot(
         va="bottom",
     )
     for r, (_label, o, _new, p) in zip(rows, entries, strict=True):
-        fig.text(0.72, r, f"{_fmt_or(o)}    {p:.3f}", transform=trans, va="center", fontsize=8)
+        fig.text(0.72, r, f"{fmt_or(o)}    {p:.3f}", transform=trans, va="center", fontsize=8)
     notes = [
-        f"ratio of ORs {c['contrast']}: {_fmt_or(c['ratio_of_or'])}, P(>1) = {c['p_greater']:.3f}"
+        f"ratio of ORs {c['contrast']}: {fmt_or(c['ratio_of_or'])}, P(>1) = {c['p_greater']:.3f}"
         for c in summary.get("subgroup_contrasts", [])
     ]
     if notes:
         fig.text(0.02, 0.08 / height, "\n".join(notes), fontsize=8, va="bottom")
     ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, fontsize=8, frameon=False)
     fig.suptitle(title or "Subgroups", x=0.02, y=1 - 0.1 / height, ha="left", va="top", fontsize=11)
-    _failed_banner(fig, fit)
+    failed_banner(fig, fit)
     return fig
 
 
@@ -852,7 +499,7 @@ def trace_plot(fit: FitResult, *, title: str | None = None) -> Figure:
 
 def _chain_plot(fit: FitResult, plot: Any, title: str) -> Figure:
     """An arviz-plots per-chain figure of the hyperparameters, titled and marked if failed."""
-    _pyplot()
+    pyplot()
     tree = _diagnostic_tree(fit)
     pc = plot(
         tree,
@@ -862,7 +509,7 @@ def _chain_plot(fit: FitResult, plot: Any, title: str) -> Figure:
     )
     fig = pc.get_viz("figure")
     fig.suptitle(title, fontsize=11)
-    _failed_banner(fig, fit)
+    failed_banner(fig, fit)
     return fig
 
 
@@ -885,7 +532,7 @@ def assurance_plot(design: Any, *, title: str | None = None) -> Figure:
     matplotlib.figure.Figure
         Lines labelled ``assurance``, ``classical power ...``, ``limit ...``, ``target ...``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     c = design.curve()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     n, a, se = c["n_per_arm"], c["assurance"], c["mcse"]
