@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from trialsynth.report.plots import _kde, _observed, _prior_predictive
+from trialsynth.report.plots import _kde, _prior_predictive
+from trialsynth.report.style import observed_effects
 from trialsynth.results.queries import benefit_curve
 
 GRID = 161
@@ -90,7 +91,7 @@ def _observed_intervals(fit: Any) -> tuple[np.ndarray, np.ndarray]:
     obs = fit.tree["observed_data"]
     if "y" in obs and "se" in obs:
         return np.asarray(obs["y"].values, float), 1.959964 * np.asarray(obs["se"].values, float)
-    y, half, _counts = _observed(fit)
+    y, half, _counts = observed_effects(fit)
     return y, half
 
 

@@ -10,7 +10,7 @@
   cumulative DL estimate beside it.
 
 Each returns a matplotlib figure; the caller saves it
-(:func:`~trialsynth.report.plots.save_figure`).
+(:func:`~trialsynth.report.style.save_figure`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trialsynth.report.plots import OKABE_ITO, _log_or_axis, _pyplot
+from trialsynth.report.style import OKABE_ITO, log_or_axis, pyplot
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -58,7 +58,7 @@ def assurance_curves_plot(design: UpdatedDesign, *, title: str | None = None) ->
     matplotlib.figure.Figure
         Lines labelled as in :data:`CURVE_STYLES`, ``limit ...`` and ``target ...``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.2, 4.4))
     for key, label, colour, marker in CURVE_STYLES:
         c = design.curve(key)
@@ -98,7 +98,7 @@ def conclusion_map_plot(cmap: ConclusionMap, *, title: str | None = None) -> Fig
     matplotlib.figure.Figure
         One axes with a filled contour, its colour bar and the classical hatching.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.2, 4.4))
     x, n, p = cmap.odds_ratio, cmap.n_per_arm, cmap.p
     g = cmap.threshold
@@ -115,7 +115,7 @@ def conclusion_map_plot(cmap: ConclusionMap, *, title: str | None = None) -> Fig
     bar = fig.colorbar(filled, ax=ax, ticks=levels)
     bar.set_label("updated P(OR > 1)")
     ax.axvline(1.0, color="0.4", lw=0.7)
-    _log_or_axis(ax, float(x.min()), float(x.max()))
+    log_or_axis(ax, float(x.min()), float(x.max()))
     ax.set_xlabel("observed odds ratio of the new trial")
     ax.set_ylabel("participants per arm")
     ax.set_title(
@@ -147,7 +147,7 @@ def cumulative_forest_plot(cum: Cumulative, *, title: str | None = None) -> Figu
     matplotlib.figure.Figure
         One axes with one row per step (y tick labels ``+ <study> (<order value>)``).
     """
-    plt = _pyplot()
+    plt = pyplot()
     k = len(cum.steps)
     fig, ax = plt.subplots(figsize=(7.6, 1.2 + 0.42 * k))
     rows = np.arange(k)[::-1].astype(float)
@@ -167,7 +167,7 @@ def cumulative_forest_plot(cum: Cumulative, *, title: str | None = None) -> Figu
     lo = min(min(s.odds_ratio["q025"], s.classical["lower"]) for s in cum.steps)
     hi = max(max(s.odds_ratio["q975"], s.classical["upper"]) for s in cum.steps)
     ax.axvline(1.0, color="0.4", lw=0.7)
-    _log_or_axis(ax, lo / 1.2, hi * 1.2)
+    log_or_axis(ax, lo / 1.2, hi * 1.2)
     ax.set_yticks(rows, [_step_label(s) for s in cum.steps], fontsize=8)
     ax.set_ylim(-0.8, k - 0.4)
     ax.set_xlabel("pooled odds ratio after the trials so far (95% interval)")
@@ -195,7 +195,7 @@ def cumulative_probability_plot(cum: Cumulative, *, title: str | None = None) ->
     matplotlib.figure.Figure
         Two axes; the left one has lines labelled ``P(OR > 1)`` and ``P(OR_new > 1)``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(9.6, 3.8), sharex=True)
     x = np.array([_order_number(s.order_value, s.k) for s in cum.steps], dtype=float)
     p = np.array([s.p_mu_gt_0 for s in cum.steps])
