@@ -394,3 +394,31 @@ class _FakeServer:
 
     def run(self, sockets: Any) -> None:
         self.ran.append(True)
+
+
+def test_an_exported_section_reruns_to_the_same_numbers(server, capsys, tmp_path) -> None:
+    """Scenarios -> [sensitivity] -> ``trialsynth sensitivity``: each row is the API's."""
+    scenarios = [
+        {"tau": "half-cauchy(0.5)"},
+        {"tau": "dumouchel", "exclude": ["Coulam 1995", "Perino 1997"]},
+        {"mu": "normal(0, 1)", "exclude": ["Christiansen 2015"]},
+    ]
+    status, out = send(server, "POST", "/api/sensitivity", {"scenarios": scenarios})
+    assert status == 200
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        '[data]\nsource = "ivig_rm"\n[model]\nmodel = "normal-normal"\n' + out["toml"],
+        encoding="utf-8",
+    )
+    rows = cli_json(capsys, ["sensitivity", str(spec), "--json", "--out", str(tmp_path / "s")])
+    for sc in scenarios:
+        params = [(k, v) for k, v in sc.items() if k != "exclude"]
+        params += [("exclude", s) for s in sc.get("exclude", [])]
+        api = get(server, "/api/posterior", params)[1]
+        data = "all" if "exclude" not in sc else "drop:" + ";".join(sc["exclude"])
+        match = [r for r in rows if r["settings"]["data"] == data
+                 and r["settings"]["tau"] == sc.get("tau", "half-normal(0.5)")
+                 and r["settings"]["mu"] == sc.get("mu", "normal(0, 2.82)")]
+        assert len(match) == 1, (data, [r["settings"] for r in rows])
+        assert match[0]["status"] == "ok"
+        assert match[0]["p_mu_gt_0"] == api["p_mu_gt_0"] and match[0]["or"] == api["or"]

@@ -72,7 +72,7 @@ COMBINE = ("grid", "list")
 DATA_FORMS = (
     "all",
     "leave-one-out",
-    "drop:STUDY",
+    "drop:STUDY[;STUDY]",
     "confidence:LEVEL[,LEVEL]",
     "filter:COLUMN=VALUE[,VALUE]",
     "dataset:NAME_OR_CSV",
@@ -290,6 +290,17 @@ def scenario_key(
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
+def _drop(base: TrialData, rest: str) -> TrialData:
+    """``drop:STUDY`` or ``drop:A;B`` (several trials; a name holding ';' matches whole)."""
+    if rest in base.study or ";" not in rest:
+        return base.drop(rest)
+    data = base
+    for study in (s.strip() for s in rest.split(";")):
+        if study:
+            data = data.drop(study)  # an unknown study: DataError naming it
+    return data
+
+
 def _select_data(
     choice: str, base: TrialData, spec_path: Path | None
 ) -> list[tuple[str, TrialData]]:
@@ -306,7 +317,7 @@ def _select_data(
     rest = rest.strip()
     try:
         if kind == "drop":
-            return [(f"drop:{rest}", base.drop(rest))]
+            return [(f"drop:{rest}", _drop(base, rest))]
         if kind == "confidence":
             levels = [v.strip().lower() for v in rest.split(",")]
             return [(f"confidence:{','.join(levels)}", base.filter("confidence", levels))]
