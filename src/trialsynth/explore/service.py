@@ -236,12 +236,12 @@ class _Cache:
             with self.lock:
                 if key in self.items:
                     return self.items[key]
-            value = compute()
-            with self.lock:
-                self.items[key] = value
-                self.pending.pop(key, None)
-                while len(self.items) > self.size:
-                    self.items.popitem(last=False)
+            try:
+                value = compute()
+            finally:  # a failed computation leaves nothing behind
+                with self.lock:
+                    self.pending.pop(key, None)
+            self.put(key, value)
             return value
 
     def peek(self, key: Any) -> Any:
