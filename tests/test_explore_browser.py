@@ -190,3 +190,39 @@ def test_names_written_as_html_are_shown_as_text(tmp_path, browser):
         assert page.title() == "trialsynth explore" and browser.dialogs == []
     finally:
         run.stop()
+
+
+@pytest.mark.mcmc
+def test_mcmc_on_request_shows_progress_and_cancels(server, browser):
+    page = browser.page
+    page.goto(server.url + "/")
+    browser.redrawn()
+    page.fill("#tau-text", "half-normal(0.35)")  # settings no other test fits
+    page.check("input[name=model][value=binomial-normal]")
+    page.wait_for_selector("body[data-state=needs-mcmc]")
+    assert "press Run MCMC" in browser.text("#error")
+    page.click("#mcmc-run")
+    page.wait_for_selector("#mcmc-status:has-text('running')", timeout=60_000)
+    page.click("#mcmc-cancel")
+    page.wait_for_selector("#mcmc-status:text-is('cancelled')")
+    jobs = server.app.state.jobs.list()
+    assert jobs[-1].state == "cancelled" and jobs[-1].settings.tau == "half-normal(0.35)"
+    assert page.is_enabled("#mcmc-run") and not page.is_enabled("#mcmc-cancel")
+
+
+@pytest.mark.mcmc
+@pytest.mark.slow
+def test_mcmc_on_request_draws_the_jobs_answer(server, browser):
+    page = browser.page
+    page.goto(server.url + "/")
+    browser.redrawn()
+    page.check("input[name=model][value=binomial-normal]")
+    page.wait_for_selector("body[data-state=needs-mcmc]")
+    page.click("#mcmc-run")
+    page.wait_for_selector("body[data-state=ready][data-revision]", timeout=600_000)
+    job = server.app.state.jobs.list()[-1]
+    assert job.state == "done"
+    s = job.payload["summary"]
+    assert browser.text("#p-or-gt-1") == f"{s['p_mu_gt_0']:.3f}"
+    assert "MCSE" in browser.text("#p-or-gt-1-mcse")
+    page.screenshot(path=str(ARTIFACTS / "explore-mcmc.png"), full_page=True)

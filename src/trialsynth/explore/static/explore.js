@@ -224,7 +224,7 @@ function drawForest(view) {
   const s = view.summary;
   const rowH = 22, top = 10, left = 210, width = 760, right = 150;
   const n = rows.length + 2;
-  const height = top + n * rowH + 30;
+  const height = top + n * rowH + 44;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   let lo = Math.min(...rows.map((r) => Math.min(r.lower, r.theta.q025)), Math.log(s.or_new.q025));
   let hi = Math.max(...rows.map((r) => r.upper), Math.log(s.or_new.q975));
@@ -258,6 +258,11 @@ function drawForest(view) {
   svg.appendChild(sv("circle", { cx: x(clip(Math.log(on.median))), cy: yn, r: 3, class: "shrunk-pt" }));
   svg.appendChild(sv("text", { x: width - right + 8, y: yn + 4 }, fmtOr(on)));
   orAxis(svg, x, lo, hi, top, top + n * rowH);
+  const yl = height - 4;
+  svg.appendChild(sv("rect", { x: 4, y: yl - 8, width: 6, height: 6, class: "obs-pt" }));
+  svg.appendChild(sv("text", { x: 14, y: yl }, "observed log-OR, 95% CI"));
+  svg.appendChild(sv("circle", { cx: 170, cy: yl - 4, r: 3.5, class: "shrunk-pt" }));
+  svg.appendChild(sv("text", { x: 178, y: yl }, "shrunken estimate, 95% CrI (OR at right)"));
 }
 
 function drawDensity(svg, curve, { logOr, marker = null }) {
