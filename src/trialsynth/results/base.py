@@ -98,6 +98,28 @@ class FitResult:
         """
         return None
 
+    def _pooled(self) -> dict[str, Any]:
+        """mu, tau, theta_new, the ORs, P(> 0) with MCSE, and each trial's theta."""
+        mu, tau, new = self.draws("mu"), self.draws("tau"), self.draws("theta_new")
+        theta = self.draws("theta")
+        return {
+            "mu": _stats(mu),
+            "tau": _stats(tau),
+            "theta_new": _stats(new),
+            "or": _or_stats(mu),
+            "or_new": _or_stats(new),
+            "p_mu_gt_0": float(np.mean(mu > 0)),
+            "p_theta_new_gt_0": float(np.mean(new > 0)),
+            "mcse": {
+                "p_mu_gt_0": probability_mcse(mu > 0),
+                "p_theta_new_gt_0": probability_mcse(new > 0),
+            },
+            "theta": [
+                {"study": s, **_stats(theta[..., i]), "or": _or_stats(theta[..., i])}
+                for i, s in enumerate(self.studies)
+            ],
+        }
+
     def _diagnostics_json(self) -> dict[str, Any]:
         return {"r_hat_max": None, "ess_bulk_min": None, "ess_tail_min": None, "divergences": None}
 
@@ -190,8 +212,6 @@ class FitResult:
 
     def summary(self) -> dict[str, Any]:
         """The ``fit --json`` object of INTERFACE.md (plus documented extra keys)."""
-        mu, tau, new = self.draws("mu"), self.draws("tau"), self.draws("theta_new")
-        theta = self.draws("theta")
         prov = self.provenance
         out: dict[str, Any] = {
             "model": prov["model"]["name"],
@@ -201,21 +221,7 @@ class FitResult:
                 role: Prior.from_dict(prov["priors"][role]).describe()
                 for role in self.prior_roles()
             },
-            "mu": _stats(mu),
-            "tau": _stats(tau),
-            "theta_new": _stats(new),
-            "or": _or_stats(mu),
-            "or_new": _or_stats(new),
-            "p_mu_gt_0": float(np.mean(mu > 0)),
-            "p_theta_new_gt_0": float(np.mean(new > 0)),
-            "mcse": {
-                "p_mu_gt_0": probability_mcse(mu > 0),
-                "p_theta_new_gt_0": probability_mcse(new > 0),
-            },
-            "theta": [
-                {"study": s, **_stats(theta[..., i]), "or": _or_stats(theta[..., i])}
-                for i, s in enumerate(self.studies)
-            ],
+            **self._pooled(),
             **self._subgroup_summary(),
             "diagnostics": self._diagnostics_json(),
             "status": "ok" if self.ok else "failed",

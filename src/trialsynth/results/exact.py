@@ -102,9 +102,15 @@ class ExactFit(FitResult):
         post = self.posterior if label is None else (self.subgroup_posteriors or {}).get(label)
         return None if post is None else getattr(post, name)
 
+    def _pooled(self) -> dict[str, Any]:
+        """From the exact marginals (no Monte Carlo error); subgroup fits: from the draws."""
+        if self.posterior is None:
+            return super()._pooled()
+        return _exact_summary(self.posterior, self.studies)
+
     def _refine(self, summary: dict[str, Any]) -> dict[str, Any]:
-        if self.posterior is not None:
-            summary |= _exact_summary(self.posterior, self.studies)
+        if self.posterior is not None:  # "exact" last, after the keys it qualifies
+            summary["exact"] = summary.pop("exact")
         for level, post in (self.subgroup_posteriors or {}).items():
             ex = _exact_summary(post, [])
             summary["subgroups"][level] |= {key: ex[key] for key in _SUBGROUP_KEYS} | {"mcse": {}}
