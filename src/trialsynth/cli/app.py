@@ -56,6 +56,58 @@ def _fmt_interval(d: dict[str, float], key: str = "median") -> str:
     return f"{d[key]:.2f} [{d['q025']:.2f}, {d['q975']:.2f}]"
 
 
+def _per_1000(d: dict[str, float]) -> str:
+    return f"{d['median']:.0f} [{d['q025']:.0f}, {d['q975']:.0f}]"
+
+
+def _nnt_text(nnt: dict[str, Any]) -> str:
+    if nnt.get("defined"):
+        return f"{nnt['kind']} {nnt['median']:.0f} [{nnt['q025']:.0f}, {nnt['q975']:.0f}]"
+    return f"{nnt['kind']} {nnt['median']:.0f} (no finite interval: the CrI includes 0)"
+
+
+def print_absolute(absolute: dict[str, Any] | None) -> None:
+    """One line per absolute quantity (per 1000), for the pooled effect and a new trial."""
+    if not absolute:
+        return
+    mcid = absolute.get("mcid")
+    gt = f"P(difference > {mcid:g})" if mcid is not None else "P(difference > MCID)"
+    from rich.markup import escape
+
+    table = Table(
+        title=escape(
+            f"absolute effects per 1000 (control risk {absolute['control_risk']:.3f}: "
+            f"{absolute['control_risk_source']}; {absolute['benefit']})"
+        ),
+        title_justify="left",
+    )
+    table.add_column("quantity")
+    table.add_column("median [95% CrI]", justify="right")
+    new = absolute.get("new_trial") or {}
+    rows = [
+        ("risk with control", _per_1000(absolute["per_1000_control"])),
+        ("risk with treatment", _per_1000(absolute["per_1000_treatment"])),
+        ("difference", _per_1000(absolute["difference_per_1000"])),
+        ("number needed to treat", _nnt_text(absolute["nnt"])),
+        ("P(benefit)", f"{absolute['p_benefit']:.3f}"),
+        (
+            gt,
+            "MCID not given (--mcid)"
+            if mcid is None
+            else f"{absolute['p_difference_gt_mcid']:.3f}",
+        ),
+    ]
+    if new:
+        rows += [
+            ("new trial: risk with treatment", _per_1000(new["per_1000_treatment"])),
+            ("new trial: difference", _per_1000(new["difference_per_1000"])),
+            (f"new trial: {gt}", "" if mcid is None else f"{new['p_difference_gt_mcid']:.3f}"),
+        ]
+    for name, value in rows:
+        table.add_row(name, value)
+    out.print(table)
+
+
 def print_summary(
     summary: dict[str, Any],
     *,
@@ -86,6 +138,7 @@ def print_summary(
     for t in summary.get("theta", []):
         table.add_row(f"  shrunken OR: {t['study']}", _fmt_interval(t["or"]), "")
     out.print(table)
+    print_absolute(summary.get("absolute"))
     print_subgroups(summary)
     out.print("priors: " + "; ".join(f"{k} ~ {v}" for k, v in summary["priors"].items()))
     shown = set(shown_notices)
@@ -278,6 +331,19 @@ def _load_data(
     return data
 
 
+def _attach_absolute(
+    result: Any, *, control_risk: float | None, mcid: float | None, benefit: str | None
+) -> None:
+    """The absolute effects of a fit (``summary.json`` ``absolute``), or a note why not."""
+    from trialsynth.analysis.absolute import attach_absolute
+
+    if attach_absolute(result, control_risk=control_risk, mcid=mcid, benefit=benefit) is None:
+        err.print(
+            "[yellow]note[/yellow]: no absolute effects: contrast-level data have no control "
+            "arms; give --control-risk P ([analysis] control_risk)"
+        )
+
+
 def _report_failed(summary: dict[str, Any], strict: bool) -> None:
     """Warn about a fit that failed its checks; under ``--strict`` exit with code 3."""
     if summary.get("status") == "failed":
@@ -439,6 +505,24 @@ def fit(
     force: Annotated[
         bool, typer.Option(help="Overwrite an --out folder that holds a different analysis.")
     ] = False,
+    control_risk: Annotated[
+        float | None,
+        typer.Option(
+            help="Assumed control risk for the absolute effects (default: the control "
+            "arms' pooled risk from the posterior)."
+        ),
+    ] = None,
+    mcid: Annotated[
+        float | None,
+        typer.Option(help="Minimal important difference, events per 1000 (beneficial way)."),
+    ] = None,
+    benefit: Annotated[
+        str | None,
+        typer.Option(
+            help="more-events | fewer-events: which way is a benefit (default: "
+            "RevMan's forest-plot labels, else more-events)."
+        ),
+    ] = None,
 ) -> None:
     """Fit a random-effects meta-analysis (MCMC or exact) and print its summary."""
     if from_fit is not None:
@@ -477,6 +561,9 @@ def fit(
         seed=DEFAULT_SEED if seed is None else seed,
         target_accept=target_accept,
     )
+    from trialsynth.analysis.absolute import check_options
+
+    check_options(control_risk, mcid, benefit)  # before any sampling
     trials = _load_data(data, min_trials=1 if model == "common-effect" else 2, outcome=outcome)
     spec = ModelSpec.from_options(
         model,
@@ -520,6 +607,7 @@ def fit(
                 progress=say,
                 engine="mcmc",
             )
+        _attach_absolute(result, control_risk=control_risk, mcid=mcid, benefit=benefit)
         if out_dir is not None:
             result.timings |= _write_outputs(result, out_dir, say=say)
     summary = result.summary()
@@ -573,6 +661,9 @@ def run(
 
     t_start = time.perf_counter()
     spec = load_spec(spec_path)
+    from trialsynth.analysis.absolute import check_options
+
+    check_options(spec.control_risk, spec.mcid, spec.benefit, f"{spec_path} [analysis]")
     settings = spec.sampler if seed is None else replace(spec.sampler, seed=seed)
     folder = out_dir or spec.output_dir()
     from trialsynth.data.trials import SHIPPED_DATASETS
@@ -660,10 +751,15 @@ def run(
             control=spec.control,
             spec=str(spec_path),
         )
+        saved_absolute = result.extras.get("absolute")
+        _attach_absolute(
+            result, control_risk=spec.control_risk, mcid=spec.mcid, benefit=spec.benefit
+        )
         fresh = bool(
             result.timings
             or not (folder / "forest.png").exists()
             or not is_current(folder, meta)  # missing, other format, or other question
+            or result.extras.get("absolute") != saved_absolute  # other control risk or MCID
         )
         if fresh:
             result.timings |= _write_outputs(
@@ -1131,11 +1227,13 @@ def _redo_fit(
             progress=say,
             engine=inputs.engine,
         )
+        folder = from_fit if from_fit.is_dir() else from_fit.parent
+        saved = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        if "absolute" in saved:  # the same absolute effects as the saved fit
+            _attach_absolute(result, **(saved["absolute"].get("options") or {}))
         if out_dir is not None:
             result.timings |= _write_outputs(result, out_dir, say=say)
     summary = result.summary()
-    folder = from_fit if from_fit.is_dir() else from_fit.parent
-    saved = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     same_versions = saved.get("versions") == summary["versions"]
     identical = {k: v for k, v in saved.items() if k != "redo"} == summary
     summary["redo"] = {

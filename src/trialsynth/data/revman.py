@@ -854,6 +854,7 @@ def select(source: str, raw: bytes, outcome: str | None) -> Selection:
         "comparison": chosen.comparison,
         "treatment": chosen.group_label_t,
         "control": chosen.group_label_c,
+        "graph_labels": [chosen.graph_label_left, chosen.graph_label_right],
         "studies": chosen.n_studies,
         "pooled": None if pooled is None else pooled.to_dict(),
         "describe": "" if pooled is None else pooled.describe(),

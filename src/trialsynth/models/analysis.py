@@ -25,7 +25,16 @@ class SpecError(ValueError):
 
 
 _SECTIONS: dict[str, tuple[str, ...]] = {
-    "analysis": ("name", "title", "question", "treatment", "control"),
+    "analysis": (
+        "name",
+        "title",
+        "question",
+        "treatment",
+        "control",
+        "control_risk",
+        "mcid",
+        "benefit",
+    ),
     "data": ("source", "exclude", "columns", "outcome"),
     "model": (
         "model",
@@ -59,6 +68,9 @@ class AnalysisSpec:
     exclude: tuple[str, ...] = ()
     columns: dict[str, str] = field(default_factory=dict)
     outcome: str | None = None  # a RevMan review's outcome, C.O or its name
+    control_risk: float | None = None  # absolute effects: assumed control risk
+    mcid: float | None = None  # minimal important difference per 1000
+    benefit: str | None = None  # "more-events" | "fewer-events"
     model: str = "binomial-normal"
     likelihood: str | None = None
     engine: str = "auto"
@@ -96,6 +108,10 @@ class AnalysisSpec:
     def output_dir(self) -> Path:
         """Where ``run`` writes its outputs."""
         return self.out_dir or Path("reports") / self.name
+
+
+def _opt_float(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _check_keys(where: str, table: dict[str, Any], valid: tuple[str, ...]) -> None:
@@ -191,6 +207,9 @@ def load_spec(path: str | Path) -> AnalysisSpec:
         exclude=tuple(str(s) for s in exclude),
         columns={str(k): str(v) for k, v in columns.items()},
         outcome=get("data", "outcome", str),
+        control_risk=_opt_float(get("analysis", "control_risk", (int, float))),
+        mcid=_opt_float(get("analysis", "mcid", (int, float))),
+        benefit=get("analysis", "benefit", str),
         model=get("model", "model", str, "binomial-normal"),
         likelihood=get("model", "likelihood", str),
         engine=engine,

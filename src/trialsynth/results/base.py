@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from trialsynth.models.problem import Problem
 from trialsynth.results.queries import Answer, ask
 
+#: ``summary()`` entries that layers above results compute and a saved fit keeps.
+EXTRA_KEYS = ("absolute",)
+
 
 def _stats(x: np.ndarray) -> dict[str, float]:
     x = np.asarray(x, dtype=float).ravel()
@@ -71,12 +74,17 @@ class FitResult:
         Convergence checks (None where there is no Monte Carlo error to check).
     timings : dict
         Seconds per phase of the fit that made this result (not saved).
+    extras : dict
+        Summary entries computed by the layers above from this posterior (``absolute``:
+        :func:`trialsynth.analysis.absolute.attach_absolute`); part of ``summary()`` and
+        ``summary.json``, restored by :meth:`load` (keys in :data:`EXTRA_KEYS`).
     """
 
     tree: xr.DataTree
     provenance: dict[str, Any]
     diagnostics: Diagnostics | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
 
     #: The engine's name (``summary()["engine"]``), set by each result type.
     engine: ClassVar[str] = ""
@@ -239,6 +247,7 @@ class FitResult:
         }
         if prov.get("reference"):  # RevMan's own pooled result of the outcome
             out["published_reference"] = prov["reference"]
+        out |= {k: v for k, v in self.extras.items() if k in EXTRA_KEYS}
         return self._refine(out)
 
     def _subgroup_summary(self) -> dict[str, Any]:
@@ -420,4 +429,6 @@ class FitResult:
         kind = FitResult._types.get(provenance.get("engine", "mcmc"))
         if kind is None or not isinstance(d, dict):
             raise ResultError(f"{nc}: unknown engine {provenance.get('engine')!r}")
-        return kind._from_saved(tree, provenance, saved)
+        result = kind._from_saved(tree, provenance, saved)
+        result.extras = {k: saved[k] for k in EXTRA_KEYS if k in saved}
+        return result
