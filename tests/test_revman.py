@@ -272,3 +272,14 @@ def test_fit_keeps_revmans_result_as_published_reference():
     )
     # the classical MH of the fit is the one RevMan stored (no zero cells here)
     assert abs(s["frequentist"]["mh"]["or"] - ref["pooled"]["estimate"]) < TOL_ISSUE
+
+
+def test_revmans_result_is_a_published_row_in_the_report():
+    from trialsynth.report.context import _revman_rows
+
+    ref = load(FLEISS_RM5, outcome="1.1").reference
+    (row,) = _revman_rows(ref)
+    assert row["estimate"] == "OR 0.90 [0.84, 0.96]"
+    assert "Mantel-Haenszel, fixed effect" in row["method"]
+    assert "reproduced from the counts with RevMan's rules" in row["note"]
+    assert "RevMan 5 review" in row["source"] and "Examples from Fleiss 1993" in row["source"]

@@ -19,6 +19,7 @@ import numpy as np
 
 from trialsynth.core.errors import TrialsynthError
 from trialsynth.engines.diagnostics import BFMI_MIN, ESS_MIN, RHAT_MAX
+from trialsynth.report.sof import sof_context
 
 if TYPE_CHECKING:
     from trialsynth.results.base import FitResult
@@ -334,6 +335,7 @@ def _published(fit: FitResult, summary: dict[str, Any]) -> dict[str, Any]:
         }
         for r in published_results(str(fit.provenance["data_name"]))
     ]
+    rows += _revman_rows(summary.get("published_reference"))
     freq = summary.get("frequentist") or {}
     mh = freq.get("mh") if isinstance(freq.get("mh"), dict) else None
     ours = [
@@ -356,6 +358,35 @@ def _published(fit: FitResult, summary: dict[str, Any]) -> dict[str, Any]:
             }
         )
     return {"rows": rows, "ours": ours}
+
+
+def _revman_rows(ref: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """RevMan's own pooled result of the outcome, read from the review (a published row)."""
+    if not ref or not ref.get("pooled") or ref["pooled"].get("estimate") is None:
+        return []
+    p, rep = ref["pooled"], ref.get("reproduced")
+    ci = (
+        f" [{p['lower']:.2f}, {p['upper']:.2f}]"
+        if p.get("lower") is not None and p.get("upper") is not None
+        else ""
+    )
+    arms = f"{ref.get('treatment', '')} vs {ref.get('control', '')}"
+    note = f"{ref.get('studies', '')} studies; {arms}"
+    if rep is not None:
+        note += (
+            "; reproduced from the counts with RevMan's rules"
+            if rep["matches"]
+            else f"; NOT reproduced from the counts ({rep['estimate']:.3f})"
+        )
+    return [
+        {
+            "source": f"{ref['source']} ({ref.get('review', '')})",
+            "subset": ref.get("outcome", ""),
+            "estimate": f"{p['measure']} {p['estimate']:.2f}{ci}",
+            "method": ref.get("describe", ""),
+            "note": note,
+        }
+    ]
 
 
 def _classical(summary: dict[str, Any]) -> dict[str, Any]:
@@ -580,6 +611,11 @@ def _future(design: Any, note: str) -> dict[str, Any]:
     }
 
 
+def _outcome_name(fit: FitResult, analysis: dict[str, Any]) -> str:
+    ref = fit.provenance.get("reference") or {}
+    return str(ref.get("outcome") or analysis.get("title") or fit.provenance["data_name"])
+
+
 def build_context(
     fit: FitResult,
     *,
@@ -606,6 +642,7 @@ def build_context(
         "data": _data_section(fit),
         "methods": _methods(fit, summary),
         "results": _results(fit, summary),
+        "sof": sof_context(summary, fit.data_frame, _outcome_name(fit, analysis)),
         "published": _published(fit, summary),
         "classical": _classical(summary),
         "diagnostics": _diagnostics(fit, summary),

@@ -37,6 +37,7 @@ from trialsynth.report.context import (
     find_sensitivity,
     future_trial,
 )
+from trialsynth.report.sof import sof_csv
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -365,6 +366,8 @@ def write_report(
     atomic_write_text(paths["context"], context_text)
     atomic_write_text(paths["markdown"], markdown)
     atomic_write_text(paths["html"], html)
+    if context.get("sof"):
+        atomic_write_text(folder / "sof.csv", sof_csv(context["sof"]))
     return ReportFiles(
         folder=folder,
         html=paths["html"],
