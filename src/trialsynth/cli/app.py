@@ -1273,16 +1273,43 @@ def report(
         Path | None,
         typer.Option("--out", help="Write the report here (default: the FIT folder)."),
     ] = None,
+    formats: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="Comma-separated: html, md, pdf (pdf: report.html printed to paginated "
+            "A4 by headless Chromium; html and md are always written).",
+        ),
+    ] = "html,md",
+    figure_formats: Annotated[
+        str,
+        typer.Option(
+            "--figure-format",
+            help="Comma-separated: png, svg, pdf (vector, fonts embedded); png and svg are "
+            "always written.",
+        ),
+    ] = "png,svg",
 ) -> None:
     """Write report.html (self-contained), report.md and the figures of a saved fit."""
+    from trialsynth.report.pdf import FIGURE_FORMATS, REPORT_FORMATS, parse_formats
     from trialsynth.report.report import report_from_folder
 
+    kinds = parse_formats(formats, REPORT_FORMATS, "--format")
+    fig_kinds = parse_formats(figure_formats, FIGURE_FORMATS, "--figure-format")
     t0 = time.perf_counter()
-    files = report_from_folder(fit_dir, out_dir)
+    files = report_from_folder(fit_dir, out_dir, formats=kinds, figure_formats=fig_kinds)
     n_fig = len(files.figures) // 2
+    written = ", ".join(
+        ["report.html", "report.md", "report.json"]
+        + (["report.pdf"] if "pdf" in kinds else [])
+        + (["sof.csv"] if (files.folder / "sof.csv").is_file() else [])
+    )
+    fig_text = " and ".join(
+        k.upper() for k in ("png", "svg", "pdf") if k in {"png", "svg", *fig_kinds}
+    )
     out.print(
-        f"wrote {files.folder}/ (report.html, report.md, report.json, figures/: {n_fig} "
-        f"figures as PNG and SVG) in {time.perf_counter() - t0:.1f}s"
+        f"wrote {files.folder}/ ({written}, figures/: {n_fig} figures as {fig_text}) "
+        f"in {time.perf_counter() - t0:.1f}s"
     )
     summary = json.loads(files.context.read_text(encoding="utf-8"))
     if summary.get("failed"):

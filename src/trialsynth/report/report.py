@@ -37,6 +37,7 @@ from trialsynth.report.context import (
     find_sensitivity,
     future_trial,
 )
+from trialsynth.report.pdf import html_to_pdf, save_pdf_figure
 from trialsynth.report.sof import sof_csv
 
 if TYPE_CHECKING:
@@ -192,8 +193,12 @@ def make_figures(
     analysis: dict[str, Any],
     sensitivity: list[dict[str, Any]] | None = None,
     design: Any = None,
+    figure_formats: tuple[str, ...] = ("png", "svg"),
 ) -> tuple[list[dict[str, Any]], float]:
     """Draw and save every figure that applies to ``fit`` in ``folder/figures``.
+
+    PNG and SVG are always written (the report shows them); ``"pdf"`` in
+    ``figure_formats`` adds a vector PDF of each figure (fonts embedded).
 
     With ``sensitivity`` rows, the sensitivity figure (``plots.sensitivity_plot``) too; with
     a ``design`` (:class:`~trialsynth.analysis.assurance.DesignResult`), the assurance curve.
@@ -248,6 +253,8 @@ def make_figures(
         fig = spec.draw(fit, **{k: options[k] for k in spec.kwargs})
         try:
             paths = save_figure(fig, Path(folder) / "figures", spec.name)
+            if "pdf" in figure_formats:
+                paths["pdf"] = save_pdf_figure(fig, Path(folder) / "figures" / f"{spec.name}.pdf")
         finally:
             plt.close(fig)
         out.append(
@@ -256,8 +263,7 @@ def make_figures(
                 "title": spec.title,
                 "caption": spec.caption,
                 "section": spec.section,
-                "png": f"figures/{paths['png'].name}",
-                "svg": f"figures/{paths['svg'].name}",
+                **{kind: f"figures/{path.name}" for kind, path in paths.items()},
             }
         )
     return out, time.perf_counter() - t0
@@ -319,8 +325,14 @@ def write_report(
     *,
     analysis: dict[str, Any] | None = None,
     sensitivity: list[dict[str, Any]] | None = None,
+    formats: tuple[str, ...] = ("html", "md"),
+    figure_formats: tuple[str, ...] = ("png", "svg"),
 ) -> ReportFiles:
     """Draw the figures and write ``report.json``, ``report.md`` and ``report.html`` in ``out``.
+
+    ``"pdf"`` in ``formats`` also prints ``report.html`` to a paginated ``report.pdf``
+    (:func:`trialsynth.report.pdf.html_to_pdf`); ``figure_formats`` as in
+    :func:`make_figures`.
 
     Parameters
     ----------
@@ -342,7 +354,12 @@ def write_report(
     design, design_note = future_trial(fit)
     t_design = time.perf_counter() - t0
     figures, t_fig = make_figures(
-        fit, folder, analysis=meta, sensitivity=sensitivity, design=design
+        fit,
+        folder,
+        analysis=meta,
+        sensitivity=sensitivity,
+        design=design,
+        figure_formats=figure_formats,
     )
     t0 = time.perf_counter()
     context = build_context(
@@ -368,6 +385,10 @@ def write_report(
     atomic_write_text(paths["html"], html)
     if context.get("sof"):
         atomic_write_text(folder / "sof.csv", sof_csv(context["sof"]))
+    t_pdf = time.perf_counter()
+    if "pdf" in formats:
+        html_to_pdf(paths["html"], folder / "report.pdf")
+    t_pdf = time.perf_counter() - t_pdf
     return ReportFiles(
         folder=folder,
         html=paths["html"],
@@ -377,13 +398,20 @@ def write_report(
         timings={
             "assurance_s": t_design,
             "figures_s": t_fig,
-            "report_s": time.perf_counter() - t0,
+            "report_s": time.perf_counter() - t0 - t_pdf,
+            "pdf_s": t_pdf,
         },
     )
 
 
-def report_from_folder(fit_dir: str | Path, out: str | Path | None = None) -> ReportFiles:
-    """Make the report of a saved fit (``trialsynth report FIT [--out DIR]``)."""
+def report_from_folder(
+    fit_dir: str | Path,
+    out: str | Path | None = None,
+    *,
+    formats: tuple[str, ...] = ("html", "md"),
+    figure_formats: tuple[str, ...] = ("png", "svg"),
+) -> ReportFiles:
+    """Make the report of a saved fit (``trialsynth report FIT [--out DIR] [--format ...]``)."""
     from trialsynth.results.base import FitResult
 
     fit_dir = Path(fit_dir)
@@ -391,7 +419,14 @@ def report_from_folder(fit_dir: str | Path, out: str | Path | None = None) -> Re
         raise ReportError(f"{fit_dir}: no posterior.nc (a FIT folder is the output of fit/run)")
     fit = FitResult.load(fit_dir)
     meta = read_analysis_meta(fit_dir, fit)
-    return write_report(fit, out or fit_dir, analysis=meta, sensitivity=find_sensitivity(fit_dir))
+    return write_report(
+        fit,
+        out or fit_dir,
+        analysis=meta,
+        sensitivity=find_sensitivity(fit_dir),
+        formats=formats,
+        figure_formats=figure_formats,
+    )
 
 
 def is_current(folder: str | Path, analysis: dict[str, Any] | None = None) -> bool:

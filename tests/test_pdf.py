@@ -1,0 +1,99 @@
+"""report.pdf (headless Chromium's print of report.html) and figures as vector PDF.
+
+Checked by rendering every page with pdftoppm (poppler-utils): each page must carry ink, and
+the text layer must hold every section heading of report.html (the same content). Skipped,
+saying why, where chromium or poppler-utils is missing (.ci/run installs both).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from trialsynth.analysis.absolute import attach_absolute
+from trialsynth.data.trials import load
+from trialsynth.models.spec import ModelSpec
+from trialsynth.report.pdf import PdfError, browser, parse_formats
+from trialsynth.report.report import SECTIONS, write_report
+from trialsynth.results.fitting import fit
+
+TOOLS = ("pdftoppm", "pdftotext", "pdffonts", "pdfimages")
+have_tools = all(shutil.which(t) for t in TOOLS)
+try:
+    browser()
+    have_browser = True
+except PdfError:
+    have_browser = False
+needs_pdf = pytest.mark.skipif(
+    not (have_tools and have_browser), reason="needs chromium and poppler-utils (see .ci/run)"
+)
+#: A page counts as non-blank when more than this share of its pixels is not white (a page
+#: holding a single short line of text has about 0.3% at 50 dpi).
+INK_MIN = 0.001
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    data = load("ivig_rm")
+    result = fit(
+        data, spec=ModelSpec.from_options("normal-normal", data_kind="arm"), engine="exact"
+    )
+    attach_absolute(result, mcid=50)
+    folder = tmp_path_factory.mktemp("pdf")
+    return write_report(result, folder, formats=("html", "md", "pdf"), figure_formats=("pdf",))
+
+
+@needs_pdf
+def test_every_page_is_rendered_and_non_blank(report, tmp_path):
+    import matplotlib.image as mpimg
+
+    pdf = report.folder / "report.pdf"
+    subprocess.run(["pdftoppm", "-r", "50", "-png", str(pdf), str(tmp_path / "p")], check=True)
+    pages = sorted(tmp_path.glob("p-*.png"))
+    assert len(pages) >= 3  # paginated, not one long page
+    for page in pages:
+        img = mpimg.imread(page)[..., :3]
+        ink = np.mean(img.min(axis=-1) < 0.95)
+        assert ink > INK_MIN, f"{page.name} is blank ({ink:.4%} ink)"
+
+
+@needs_pdf
+def test_pdf_has_the_content_of_report_html(report):
+    text = subprocess.run(
+        ["pdftotext", str(report.folder / "report.pdf"), "-"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    flat = " ".join(text.split())
+    for _, heading in SECTIONS:
+        assert heading in flat, heading
+    assert "Summary of findings" in flat and "the grade is the panel's judgement" in flat
+    fonts = subprocess.run(
+        ["pdffonts", str(report.folder / "report.pdf")], check=True, capture_output=True, text=True
+    ).stdout.splitlines()[2:]
+    assert fonts and all(" yes " in line for line in fonts)  # every font embedded
+
+
+@needs_pdf
+def test_figures_as_vector_pdf_with_embedded_fonts(report):
+    pdfs = sorted((report.folder / "figures").glob("*.pdf"))
+    assert {p.stem for p in pdfs} == {p.stem for p in (report.folder / "figures").glob("*.svg")}
+    for pdf in pdfs:
+        fonts = subprocess.run(
+            ["pdffonts", str(pdf)], check=True, capture_output=True, text=True
+        ).stdout.splitlines()[2:]
+        assert fonts and all("TrueType" in f and " yes " in f for f in fonts), pdf.name
+        images = subprocess.run(
+            ["pdfimages", "-list", str(pdf)], check=True, capture_output=True, text=True
+        ).stdout.splitlines()[2:]
+        assert images == [], f"{pdf.name} holds raster images: not vector"
+
+
+def test_format_lists_are_checked():
+    assert parse_formats("html, pdf,html", ("html", "md", "pdf"), "--format") == ("html", "pdf")
+    with pytest.raises(PdfError, match="--format: unknown format 'docx'; valid: html, md, pdf"):
+        parse_formats("html,docx", ("html", "md", "pdf"), "--format")
