@@ -203,3 +203,21 @@ def test_spec_control_risk_is_checked_before_sampling(tmp_path):
         code = main(["run", str(spec), "--out", str(tmp_path / "o")])
     assert code == 2
     assert "[analysis]: control risk must lie strictly between 0 and 1" in err.getvalue()
+
+
+def test_notebook_display_and_tidy_frame(ivig_exact):
+    attach_absolute(ivig_exact, control_risk=0.5, mcid=50)
+    s = ivig_exact.summary()
+    frame = ivig_exact.to_dataframe()
+    row = frame.set_index("quantity").loc["or"]
+    assert (row["median"], row["q025"], row["q975"]) == (
+        s["or"]["median"],
+        s["or"]["q025"],
+        s["or"]["q975"],
+    )
+    diff = frame.set_index("quantity").loc["difference_per_1000"]
+    assert diff["median"] == s["absolute"]["difference_per_1000"]["median"]
+    assert len(frame) == 5 + s["k"] + 2 + 3 + 2
+    html = ivig_exact._repr_html_()
+    assert "<table>" in html and "pooled OR" in html and "exact computation" in html
+    assert f"{s['or']['median']:.2f}" in html and "difference per 1000" in html

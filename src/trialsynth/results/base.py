@@ -355,6 +355,86 @@ class FitResult:
         frame["status"] = s["status"]  # a failed fit is marked in every output
         return frame
 
+    def to_dataframe(self) -> pd.DataFrame:
+        """Tidy posterior summaries for pandas users: one row per quantity.
+
+        Columns ``quantity``, ``scale`` (``log_or``, ``or``, ``tau``, ``probability``,
+        ``per_1000``), ``mean``, ``sd``, ``median``, ``q025``, ``q975``; the pooled and
+        new-trial ORs, tau, each trial's shrunken effect, P(OR > 1), and the absolute
+        effects when the fit has them. Missing entries are NaN.
+        """
+        s = self.summary()
+        rows: list[dict[str, Any]] = []
+        for q in ("mu", "theta_new"):
+            rows.append({"quantity": q, "scale": "log_or", **s[q]})
+        rows.append({"quantity": "tau", "scale": "tau", **s["tau"]})
+        rows.append({"quantity": "or", "scale": "or", **s["or"]})
+        rows.append({"quantity": "or_new", "scale": "or", **s["or_new"]})
+        for t in s["theta"]:
+            keep = {k: t[k] for k in ("mean", "sd", "median", "q025", "q975")}
+            rows.append({"quantity": f"theta[{t['study']}]", "scale": "log_or", **keep})
+        rows.append({"quantity": "P(OR > 1)", "scale": "probability", "mean": s["p_mu_gt_0"]})
+        rows.append(
+            {"quantity": "P(OR_new > 1)", "scale": "probability", "mean": s["p_theta_new_gt_0"]}
+        )
+        a = s.get("absolute")
+        if a:
+            for key in ("per_1000_control", "per_1000_treatment", "difference_per_1000"):
+                rows.append({"quantity": key, "scale": "per_1000", **a[key]})
+            rows.append({"quantity": "P(benefit)", "scale": "probability", "mean": a["p_benefit"]})
+            if a.get("p_difference_gt_mcid") is not None:
+                rows.append(
+                    {
+                        "quantity": f"P(difference > {a['mcid']:g})",
+                        "scale": "probability",
+                        "mean": a["p_difference_gt_mcid"],
+                    }
+                )
+        cols = ["quantity", "scale", "mean", "sd", "median", "q025", "q975"]
+        return pd.DataFrame(rows).reindex(columns=cols)
+
+    def _repr_html_(self) -> str:
+        """Jupyter display: the summary table and the diagnostics."""
+        import html
+
+        s = self.summary()
+
+        def ci(d: dict[str, float]) -> str:
+            return f"{d['median']:.2f} [{d['q025']:.2f}, {d['q975']:.2f}]"
+
+        rows = [
+            ("pooled OR, exp(mu)", ci(s["or"]), f"{s['p_mu_gt_0']:.3f}"),
+            ("heterogeneity tau", ci(s["tau"]), ""),
+            ("OR of a new trial", ci(s["or_new"]), f"{s['p_theta_new_gt_0']:.3f}"),
+        ]
+        a = s.get("absolute")
+        if a:
+            for label, key in (
+                ("risk with control per 1000", "per_1000_control"),
+                ("risk with treatment per 1000", "per_1000_treatment"),
+                ("difference per 1000", "difference_per_1000"),
+            ):
+                d = a[key]
+                rows.append((label, f"{d['median']:.0f} [{d['q025']:.0f}, {d['q975']:.0f}]", ""))
+        body = "".join(
+            f"<tr><td>{html.escape(q)}</td><td>{v}</td><td>{p}</td></tr>" for q, v, p in rows
+        )
+        d = s["diagnostics"]
+        if d.get("r_hat_max") is None:
+            diag = "exact computation (no Monte Carlo error)"
+        else:
+            diag = (
+                f"{'convergence OK' if s['status'] == 'ok' else 'CONVERGENCE FAILED'}: R-hat max "
+                f"{d['r_hat_max']:.3f}, ESS bulk min {d['ess_bulk_min']:.0f}, tail min "
+                f"{d['ess_tail_min']:.0f}, divergences {d['divergences']}"
+            )
+        title = html.escape(f"{s['data']}: {s['model']} ({s['engine']}, k = {s['k']})")
+        return (
+            f"<div><strong>{title}</strong><table><thead><tr><th>quantity</th>"
+            f"<th>median [95% CrI]</th><th>P(&gt; 1)</th></tr></thead><tbody>{body}</tbody>"
+            f"</table><p>{html.escape(diag)}</p></div>"
+        )
+
     # ------------------------------------------------------------------ files
 
     def save(self, out: str | os.PathLike[str]) -> Path:
