@@ -16,8 +16,9 @@ import pytest
 from trialsynth.analysis.absolute import attach_absolute
 from trialsynth.data.trials import load
 from trialsynth.models.spec import ModelSpec
+from trialsynth.report.context import SECTIONS
 from trialsynth.report.pdf import PdfError, browser, parse_formats
-from trialsynth.report.report import SECTIONS, write_report
+from trialsynth.report.report import write_report
 from trialsynth.results.fitting import fit
 
 TOOLS = ("pdftoppm", "pdftotext", "pdffonts", "pdfimages")
