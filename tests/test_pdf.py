@@ -98,3 +98,35 @@ def test_format_lists_are_checked():
     assert parse_formats("html, pdf,html", ("html", "md", "pdf"), "--format") == ("html", "pdf")
     with pytest.raises(PdfError, match="--format: unknown format 'docx'; valid: html, md, pdf"):
         parse_formats("html,docx", ("html", "md", "pdf"), "--format")
+
+
+@needs_pdf
+def test_run_writes_pdf_report_and_figures(tmp_path):
+    import contextlib
+    import io
+
+    from trialsynth.cli import main
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        '[data]\nsource = "ivig_rm"\n[model]\nmodel = "normal-normal"\n'
+        "[analysis]\ncontrol_risk = 0.5\nmcid = 50\n"
+    )
+    out, err = io.StringIO(), io.StringIO()
+    args = [
+        "run",
+        spec,
+        "--out",
+        tmp_path / "o",
+        "--format",
+        "html,md,pdf",
+        "--figure-format",
+        "pdf",
+    ]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    assert code == 0, err.getvalue()
+    folder = tmp_path / "o"
+    assert (folder / "report.pdf").stat().st_size > 0 and (folder / "sof.csv").is_file()
+    assert (folder / "figures" / "forest.pdf").is_file()
+    assert "P(difference > 50)" in out.getvalue()

@@ -156,6 +156,21 @@ def print_summary(
         ]
         if parts:
             out.print("classical pooled OR: " + "; ".join(parts))
+    ref = summary.get("published_reference") or {}
+    if ref.get("describe"):
+        rep = ref.get("reproduced")
+        check = ""
+        if rep is not None:
+            check = (
+                " (reproduced from the counts)"
+                if rep["matches"]
+                else f" (NOT reproduced from the counts: {rep['estimate']:.3f})"
+            )
+        from rich.markup import escape
+
+        out.print(
+            escape(f"RevMan's own result (analysis {ref['analysis']}): {ref['describe']}{check}")
+        )
     d = summary["diagnostics"]
     if d.get("r_hat_max") is None:
         out.print("diagnostics: exact computation (no Monte Carlo error)")
@@ -366,6 +381,7 @@ def _write_outputs(
     control: str = "control",
     analysis: dict[str, Any] | None = None,
     report: bool = False,
+    formats: tuple[tuple[str, ...], tuple[str, ...]] = (("html", "md"), ("png", "svg")),
 ) -> dict[str, float]:
     timings = {}
     t0 = time.perf_counter()
@@ -392,12 +408,17 @@ def _write_outputs(
     plt.close(fig)
     timings["plots_s"] = time.perf_counter() - t0
     if report:
-        timings |= _write_report(result, folder, analysis=analysis, say=say)
+        timings |= _write_report(result, folder, analysis=analysis, say=say, formats=formats)
     return timings
 
 
 def _write_report(
-    result: Any, folder: Path, *, analysis: dict[str, Any] | None = None, say: Any = None
+    result: Any,
+    folder: Path,
+    *,
+    analysis: dict[str, Any] | None = None,
+    say: Any = None,
+    formats: tuple[tuple[str, ...], tuple[str, ...]] = (("html", "md"), ("png", "svg")),
 ) -> dict[str, float]:
     """Write analysis.json, the figures, report.html and report.md into a FIT folder."""
     from trialsynth.report.report import (
@@ -411,7 +432,14 @@ def _write_report(
         say("report")
     meta = analysis or analysis_meta(name=str(result.provenance["data_name"]))
     write_analysis_meta(folder, meta)
-    files = write_report(result, folder, analysis=meta, sensitivity=find_sensitivity(folder))
+    files = write_report(
+        result,
+        folder,
+        analysis=meta,
+        sensitivity=find_sensitivity(folder),
+        formats=formats[0],
+        figure_formats=formats[1],
+    )
     return files.timings
 
 
@@ -653,6 +681,13 @@ def run(
     force: Annotated[
         bool, typer.Option(help="Overwrite an output folder that holds a different analysis.")
     ] = False,
+    formats: Annotated[
+        str, typer.Option("--format", help="Report formats: html, md, pdf (comma-separated).")
+    ] = "html,md",
+    figure_formats: Annotated[
+        str,
+        typer.Option("--figure-format", help="Figure formats: png, svg, pdf (comma-separated)."),
+    ] = "png,svg",
 ) -> None:
     """Run an analysis spec: fit, check, print, and write summary, posterior and forest plot."""
     from dataclasses import replace
@@ -660,6 +695,12 @@ def run(
     from trialsynth.models.analysis import load_spec
 
     t_start = time.perf_counter()
+    from trialsynth.report.pdf import FIGURE_FORMATS, REPORT_FORMATS, parse_formats
+
+    kinds = (
+        parse_formats(formats, REPORT_FORMATS, "--format"),
+        parse_formats(figure_formats, FIGURE_FORMATS, "--figure-format"),
+    )
     spec = load_spec(spec_path)
     from trialsynth.analysis.absolute import check_options
 
@@ -760,6 +801,7 @@ def run(
             or not (folder / "forest.png").exists()
             or not is_current(folder, meta)  # missing, other format, or other question
             or result.extras.get("absolute") != saved_absolute  # other control risk or MCID
+            or ("pdf" in kinds[0] and not (folder / "report.pdf").exists())
         )
         if fresh:
             result.timings |= _write_outputs(
@@ -771,6 +813,7 @@ def run(
                 control=spec.control,
                 analysis=meta,
                 report=not spec.sensitivity,  # written after the sensitivity runs below
+                formats=kinds,
             )
     summary = result.summary()
     result.timings["total_s"] = time.perf_counter() - t_start
@@ -799,7 +842,7 @@ def run(
         )
         # the report with the sensitivity table, unless nothing it shows has changed
         if fresh or sens.changed or not is_current(folder, meta):
-            _write_report(result, folder, analysis=meta)
+            _write_report(result, folder, analysis=meta, formats=kinds)
     _report_failed(summary, strict)
 
 
