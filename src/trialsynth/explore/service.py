@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from trialsynth.analysis.absolute import attach_absolute
 from trialsynth.core.errors import TrialsynthError
 from trialsynth.core.settings import SamplerSettings
 from trialsynth.data.trials import DataError, TrialData
@@ -181,7 +182,7 @@ def analysis(
         )
         check_design(spec, trials)
         priors = PriorSet.from_strings(mu=s.mu, tau=s.tau, baseline=s.baseline)
-        return do_fit(
+        result = do_fit(
             trials,
             spec=spec,
             priors=priors,
@@ -190,6 +191,8 @@ def analysis(
             progress=progress,
             engine=s.engine,
         )
+        attach_absolute(result)  # the `fit --json` object has the default absolute effects
+        return result
     except (DataError, ModelError, PriorError, TrialsynthError) as err:
         raise ExploreError(str(err)) from None
 
