@@ -42,6 +42,7 @@ VOLATILE = {
     "cache",
     "compile",
     "seconds",
+    "numerics",  # compile form, numba, CPU target: recorded by results, not compared here
 }
 
 # (name, argv before the JSON flag, output) -- output "stdout" parses what was printed;

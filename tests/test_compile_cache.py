@@ -173,3 +173,23 @@ def test_info_and_clear(tmp_path):
         "bytes": 0,
         "toolchains": [],
     }
+
+
+def test_cli_cache_info_and_clear(tmp_path, monkeypatch, capsys):
+    from trialsynth.cli import main
+
+    monkeypatch.setenv(cc.ENV_VAR, str(tmp_path))
+    assert main(["cache", "info"]) == 0
+    assert "empty" in capsys.readouterr().out
+    cc.CompileCache(cc.COMPILE_FORM).compile("m1", _build(b"x" * 2000))
+    assert main(["cache", "info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["root"] == str(tmp_path) and info["toolchains"][0]["key"] == (
+        info["current_toolchain"]
+    )
+    assert main(["cache", "info"]) == 0
+    text = capsys.readouterr().out
+    assert "(current): 1 model(s)" in text and "nutpie" in text
+    assert main(["cache", "clear"]) == 0
+    assert "freed" in capsys.readouterr().out
+    assert cc.info(tmp_path)["bytes"] == 0

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trialsynth.cli.cache import cache_app
 from trialsynth.cli.cumulative import cumulative_command
 from trialsynth.cli.explore import explore as _explore
 
@@ -26,6 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Bayesian random-effects meta-analysis of randomised trials.",
 )
+app.add_typer(cache_app, name="cache")
 out = Console(soft_wrap=True)
 # soft_wrap: a note or warning is one line however narrow the terminal or pipe.
 err = Console(stderr=True, soft_wrap=True)
@@ -1277,7 +1279,9 @@ def _redo_fit(
         if out_dir is not None:
             result.timings |= _write_outputs(result, out_dir, say=say)
     summary = result.summary()
-    same_versions = saved.get("versions") == summary["versions"]
+    same_versions = saved.get("versions") == summary["versions"] and saved.get(
+        "numerics"
+    ) == summary.get("numerics")  # compile form, numba, CPU target (MCMC)
     identical = {k: v for k, v in saved.items() if k != "redo"} == summary
     summary["redo"] = {
         "of": str(from_fit),
@@ -1303,8 +1307,8 @@ def _redo_fit(
         )
     else:
         err.print(
-            "[yellow]note[/yellow]: package versions differ from the saved fit's, so the "
-            "numbers may differ within Monte Carlo error"
+            "[yellow]note[/yellow]: package versions or the CPU target differ from the saved "
+            "fit's, so the numbers may differ within Monte Carlo error"
         )
     _report_failed(summary, strict)
 

@@ -47,6 +47,9 @@ class EngineFit:
         Seconds per phase.
     posterior, subgroup_posteriors : ExactPosterior, dict or None
         The exact posterior(s) the draws came from (exact engine).
+    notices : tuple of str
+        Things the user should know about how the draws were made (e.g. a damaged
+        compile-cache entry that was compiled again).
     """
 
     tree: xr.DataTree
@@ -56,6 +59,7 @@ class EngineFit:
     timings: dict[str, float] = field(default_factory=dict)
     posterior: ExactPosterior | None = None
     subgroup_posteriors: dict[str, ExactPosterior] | None = None
+    notices: tuple[str, ...] = ()
 
 
 class Engine(Protocol):

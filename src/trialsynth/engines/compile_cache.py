@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from trialsynth.core.files import atomic_write_text
+from trialsynth.engines.nutpie_wrappers import WRAPPER_VERSION
 
 #: Environment variable that moves the cache folder.
 ENV_VAR = "TRIALSYNTH_CACHE_DIR"
@@ -53,6 +54,9 @@ ENV_VAR = "TRIALSYNTH_CACHE_DIR"
 MANIFEST_VERSION = 1
 #: Packages whose versions are part of the toolchain key.
 PACKAGES = ("pymc", "pytensor", "nutpie", "numba", "llvmlite", "numpy")
+#: The one compile form of every MCMC fit (:func:`trialsynth.engines.mcmc.compile_model`);
+#: part of the toolchain key.
+COMPILE_FORM = {"form": "reusable", "fastmath": False, "wrappers": f"trialsynth-{WRAPPER_VERSION}"}
 
 T = TypeVar("T")
 _THREAD_LOCK = threading.RLock()

@@ -1,9 +1,21 @@
 """The MCMC engine: the PyMC model compiled with nutpie, sampled, derived, checked.
 
-The compiled model is the expensive part (a few seconds of numba compilation against
-~0.2 s of sampling), so compiled models are kept in a per-process cache keyed by
-:func:`trialsynth.models.spec.structure_key`; a later fit with the same structure but other
-data values or prior hyperparameters reuses it through ``with_data``.
+Every MCMC fit compiles in one form (:func:`compile_model`), whichever path asks for it
+(``fit``, ``run``, sensitivity scenarios and workers, LOO refits, the Python API):
+
+* **reusable**: data and prior hyperparameters are inputs of the compiled model. The
+  parameter vector is then in the model's order (``mu, tau, z, alpha``). Freezing would
+  reorder it, so the same seed would give other draws. A later fit of the same structure
+  only swaps values (``with_data``);
+* **numba fastmath off**, so compiled code does not depend on how LLVM chose to reassociate;
+* nutpie's C wrappers made **cacheable** (:mod:`trialsynth.engines.nutpie_wrappers`), in
+  the **persistent compile cache** (:mod:`trialsynth.engines.compile_cache`). A structure
+  this machine compiled before loads in about a second in any process.
+
+The same analysis and seed therefore give bit-identical draws by every path, in one
+process or many, with a cold or a warm cache, given the same versions and CPU target
+(:func:`numerics`, recorded in the provenance). Compiled models are also kept in a
+per-process cache keyed by :func:`trialsynth.models.spec.structure_key`.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trialsynth.core.settings import MAX_BINOMIAL_ARM, RETRY_TARGET_ACCEPT, SamplerSettings
+from trialsynth.engines import compile_cache, nutpie_wrappers
 from trialsynth.engines.base import EngineFit, Progress, _quiet
 from trialsynth.engines.diagnostics import check
 from trialsynth.models.spec import (
@@ -32,7 +45,76 @@ if TYPE_CHECKING:
     from trialsynth.data.trials import TrialData
     from trialsynth.models.problem import Problem
 
-_COMPILED: dict[tuple[Any, ...], Any] = {}
+COMPILE_FORM = compile_cache.COMPILE_FORM
+
+
+@dataclass
+class _Compiled:
+    """A compiled model of this process, its PyMC model and how the compile went."""
+
+    compiled: Any
+    model: Any
+    report: compile_cache.CacheReport
+    wrappers: str
+
+
+_COMPILED: dict[tuple[Any, ...], _Compiled] = {}
+
+
+def numerics() -> dict[str, Any]:
+    """What MCMC draws depend on besides data, model, priors, settings and seed.
+
+    The compile form, the versions of numba and llvmlite (pymc, pytensor and nutpie are
+    in the provenance's ``versions``) and the CPU target numba compiled for. The same
+    inputs give bit-identical draws where all of these match. Elsewhere they give
+    another valid chain, which agrees within Monte Carlo error.
+    """
+    from importlib import metadata
+
+    wrappers = COMPILE_FORM["wrappers"] if nutpie_wrappers.supported() else "nutpie"
+    return {
+        "compile": {**COMPILE_FORM, "wrappers": wrappers},
+        "numba": metadata.version("numba"),
+        "llvmlite": metadata.version("llvmlite"),
+        "cpu": compile_cache.cpu_target(),
+    }
+
+
+def compile_model(model: Any, model_key: str) -> tuple[Any, compile_cache.CacheReport, str]:
+    """Compile a PyMC model in the one form, through the persistent compile cache.
+
+    Returns
+    -------
+    compiled : nutpie CompiledPyMCModel
+    report : CacheReport
+        hit, miss, damaged (repaired) or off.
+    wrappers : str
+        ``trialsynth-N`` (cacheable wrappers) or ``nutpie`` (nutpie's own, uncached).
+    """
+    import nutpie
+    import pytensor
+
+    cache = compile_cache.CompileCache(COMPILE_FORM)
+    used: list[str] = []
+
+    def build(numba_dir: Any) -> Any:
+        with (
+            compile_cache.numba_cache_at(numba_dir),
+            pytensor.config.change_flags(numba__fastmath=False),
+            nutpie_wrappers.cacheable_wrappers() as cacheable,
+        ):
+            compiled = nutpie.compile_pymc_model(model, freeze_model=False, cache=cacheable)
+            compiled.initial_point_func(0)  # compile it now, in the cache folder
+        used[:] = [COMPILE_FORM["wrappers"] if cacheable else "nutpie"]
+        return compiled
+
+    compiled, report = cache.compile(model_key, build, describe={"model": model_key})
+    return compiled, report, used[0]
+
+
+def _cache_key(key: tuple[Any, ...]) -> str:
+    """A stable name of a structure key (its repr holds only specs, strings and numbers)."""
+    return hashlib.sha256(repr(key).encode()).hexdigest()[:32]
 
 
 def compiled_model(
@@ -40,45 +122,36 @@ def compiled_model(
 ) -> tuple[Any, bool]:
     """The nutpie compiled model for this analysis, and whether it was compiled now.
 
-    ``reusable=True`` compiles with data and hyperparameters as inputs, so later fits
-    of the same structure only swap values (``with_data``). ``reusable=False`` freezes
-    them into the graph, which compiles about twice as fast: right for a process that
-    fits once (the CLI's ``fit`` and ``run``).
+    Always the one compile form (see the module docstring). ``reusable`` is ignored: it
+    is kept so that callers written for the earlier frozen/reusable choice keep working.
     """
-    import nutpie
-
+    del reusable
     values = model_values(spec, data, priors)
     key = structure_key(spec, data, priors)
-    if not reusable:
-        blob = b"".join(
-            k.encode() + np.ascontiguousarray(v).tobytes() for k, v in sorted(values.items())
-        )
-        key += ("frozen", hashlib.sha256(blob).hexdigest())
-    base = _COMPILED.get(key)
-    fresh = base is None
-    if base is None:
+    entry = _COMPILED.get(key)
+    fresh = entry is None
+    if entry is None:
         model = build_model(spec, data, priors)
-        base = nutpie.compile_pymc_model(model, freeze_model=not reusable)
-        _COMPILED[key] = base
-        _MODELS[key] = model
-    if reusable:
-        # nutpie draws initial points from the PyMC model, whose pm.Data still hold the
-        # values of the fit that compiled it: set them, so a reused model starts (and so
-        # samples) exactly as a freshly compiled one would.
-        for name, value in values.items():
-            shared = _MODELS[key][name]  # pm.Data stores counts as int32: cast like it
-            shared.set_value(np.asarray(value, dtype=shared.type.dtype))
-    return (base.with_data(**values) if reusable else base), fresh
+        compiled, report, wrappers = compile_model(model, _cache_key(key))
+        entry = _COMPILED[key] = _Compiled(compiled, model, report, wrappers)
+    # nutpie draws initial points from the PyMC model, whose pm.Data still hold the
+    # values of the fit that compiled it: set them, so a reused model starts (and so
+    # samples) exactly as a freshly compiled one would.
+    for name, value in values.items():
+        shared = entry.model[name]  # pm.Data stores counts as int32: cast like it
+        shared.set_value(np.asarray(value, dtype=shared.type.dtype))
+    return entry.compiled.with_data(**values), fresh
 
 
-#: The PyMC model behind each compiled model (see :func:`compiled_model`).
-_MODELS: dict[tuple[Any, ...], Any] = {}
+def compile_report(spec: ModelSpec, data: TrialData, priors: PriorSet) -> Any:
+    """The :class:`~trialsynth.engines.compile_cache.CacheReport` of this structure's compile."""
+    entry = _COMPILED.get(structure_key(spec, data, priors))
+    return None if entry is None else entry.report
 
 
 def clear_cache() -> None:
-    """Forget compiled models (for benchmarks of cold compilation)."""
+    """Forget this process's compiled models (the persistent cache stays)."""
     _COMPILED.clear()
-    _MODELS.clear()
 
 
 def _sample(compiled: Any, settings: SamplerSettings) -> Any:
@@ -238,8 +311,8 @@ class MCMCEngine:
         After divergent transitions, refit once at :data:`RETRY_TARGET_ACCEPT` (same seed)
         and record the refit.
     reusable : bool
-        Compile the model reusably (data and hyperparameters as inputs) so later fits of
-        the same structure in this process only swap values (see :func:`compiled_model`).
+        Ignored: every fit compiles in the one form (see :func:`compile_model`); kept so
+        that callers of the earlier frozen/reusable choice keep working.
     """
 
     retry_divergences: bool = True
@@ -258,6 +331,8 @@ class MCMCEngine:
         t0 = time.perf_counter()
         compiled, fresh = compiled_model(spec, data, priors, reusable=self.reusable)
         timings["compile_s" if fresh else "reuse_compiled_s"] = time.perf_counter() - t0
+        report = compile_report(spec, data, priors)
+        notices = (report.message(),) if fresh and report and report.message() else ()
         progress("sample")
         t0 = time.perf_counter()
         raw = derive(_sample(compiled, settings), spec, data, settings.seed)
@@ -285,5 +360,10 @@ class MCMCEngine:
             )
         timings["diagnostics_s"] = time.perf_counter() - t0
         return EngineFit(
-            tree=raw, settings=settings, diagnostics=diag, refits=tuple(refits), timings=timings
+            tree=raw,
+            settings=settings,
+            diagnostics=diag,
+            refits=tuple(refits),
+            timings=timings,
+            notices=notices,
         )

@@ -244,6 +244,7 @@ class FitResult:
             "fit_key": prov["fit_key"],
             "analysis_key": analysis_key(prov),
             "versions": prov["versions"],
+            **({"numerics": prov["numerics"]} if "numerics" in prov else {}),
         }
         if prov.get("reference"):  # RevMan's own pooled result of the outcome
             out["published_reference"] = prov["reference"]

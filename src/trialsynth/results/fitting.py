@@ -105,8 +105,10 @@ def fit_problem(
         problem.spec,
         problem.priors,
     )
-    notices = ((notice,) if notice else ()) + tuple(
-        conflict_notices(problem.data, problem.spec, problem.priors, settings.seed)
+    notices = (
+        out.notices
+        + ((notice,) if notice else ())
+        + tuple(conflict_notices(problem.data, problem.spec, problem.priors, settings.seed))
     )
     kind = FitResult._types[name]
     return kind.from_engine(out, problem, settings=settings, notices=notices)

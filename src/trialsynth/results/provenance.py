@@ -21,6 +21,7 @@ import xarray as xr
 from trialsynth import __version__
 from trialsynth.core.errors import TrialsynthError
 from trialsynth.core.frequentist import classical_summary
+from trialsynth.engines.mcmc import numerics
 from trialsynth.models.spec import ModelSpec, observations, resolve_priors
 from trialsynth.priors.prior import ROLES, PriorSet
 
@@ -93,7 +94,7 @@ def provenance_key_fields(
 ) -> dict[str, Any]:
     """The provenance fields that determine a fit's numbers (known before sampling)."""
     priors = resolve_priors(spec, data, priors)
-    return {
+    fields = {
         "format": FORMAT_VERSION,
         "data_sha256": data.sha256,
         "model": spec.to_dict(),
@@ -102,12 +103,18 @@ def provenance_key_fields(
         "engine": engine,
         "versions": versions(),
     }
+    if engine == "mcmc":  # compile form, numba/llvmlite versions, CPU target
+        fields["numerics"] = numerics()
+    return fields
 
 
 def fit_key(provenance: dict[str, Any]) -> str:
     """Hash of everything that determines the numbers of a fit."""
     keys = ("data_sha256", "model", "priors", "settings", "engine", "versions", "format")
-    blob = json.dumps({k: provenance.get(k) for k in keys}, sort_keys=True)
+    fields = {k: provenance.get(k) for k in keys}
+    if "numerics" in provenance:  # MCMC fits since the one compile form (issue 11)
+        fields["numerics"] = provenance["numerics"]
+    blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
