@@ -184,8 +184,9 @@ def test_cli_cache_info_and_clear(tmp_path, monkeypatch, capsys):
     cc.CompileCache(cc.COMPILE_FORM).compile("m1", _build(b"x" * 2000))
     assert main(["cache", "info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["root"] == str(tmp_path) and info["toolchains"][0]["key"] == (
-        info["current_toolchain"]
+    assert (
+        info["root"] == str(tmp_path)
+        and info["toolchains"][0]["key"] == (info["current_toolchain"])
     )
     assert main(["cache", "info"]) == 0
     text = capsys.readouterr().out
@@ -193,3 +194,43 @@ def test_cli_cache_info_and_clear(tmp_path, monkeypatch, capsys):
     assert main(["cache", "clear"]) == 0
     assert "freed" in capsys.readouterr().out
     assert cc.info(tmp_path)["bytes"] == 0
+
+
+def _hold_lock(folder: str, seconds: float, ready) -> None:
+    with cc.file_lock(Path(folder) / ".lock"):
+        ready.set()
+        time.sleep(seconds)
+
+
+def test_a_hit_does_not_wait_for_another_compile(tmp_path):
+    """Another process compiling (holding the lock) delays first compiles, not hits."""
+    cache = cc.CompileCache(FLAGS, root=tmp_path)
+    cache.compile("m1", _build(b"code"))
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(cache.folder), 4.0, ready))
+    holder.start()
+    assert ready.wait(60)
+    t0 = time.perf_counter()
+    assert cache.compile("m1", _build(b"code"))[1].status == "hit"
+    hit_s = time.perf_counter() - t0
+    _, report = cache.compile("m2", _build(b"other", name="g-def.py312"))
+    waited_s = time.perf_counter() - t0
+    holder.join(30)
+    assert hit_s < 2.0  # the holder keeps the lock 4 s
+    assert report.status == "miss" and waited_s > 2.0
+
+
+def test_cli_cache_warm_skips_exact_fits(tmp_path, monkeypatch, capsys):
+    """Only MCMC fits compile: a normal-normal analysis (exact engine) has none."""
+    from trialsynth.cli import main
+
+    monkeypatch.setenv(cc.ENV_VAR, str(tmp_path / "cache"))
+    spec = tmp_path / "nn.toml"
+    spec.write_text(
+        '[analysis]\nname = "nn"\n[data]\nsource = "crins2014"\n'
+        '[model]\nmodel = "normal-normal"\n'
+        '[sensitivity]\ntau = ["half-normal(0.5)", "half-normal(1)"]\n'
+    )
+    assert main(["cache", "warm", str(spec)]) == 0
+    assert "0 model structure(s), 0 compiled now" in capsys.readouterr().out

@@ -46,7 +46,7 @@ PROBE = textwrap.dedent(
             h.update(np.ascontiguousarray(post[v].values).tobytes())
         return h.hexdigest()
 
-    notices, status = [], None
+    notices, status, summary = [], None, None
     if mode == "api" or mode == "api-after-others":
         if mode == "api-after-others":
             # another structure, then this structure compiled with other values
@@ -59,13 +59,18 @@ PROBE = textwrap.dedent(
         res = fit(problem.data, settings=S, engine="mcmc")
         status = mcmc.compile_report(problem.spec, problem.data, problem.priors).status
         tree, notices = res.tree, res.provenance["notices"]
-    else:  # a CLI command; its folder holds posterior.nc
+        summary = res.summary()
+    else:  # a CLI command (--json: its output is kept); its --out folder holds posterior.nc
+        import contextlib, io
         from trialsynth.cli import main
         from trialsynth.results.base import FitResult
-        argv = json.loads(sys.argv[3])
-        assert main(argv) == 0
-        tree = FitResult.load(out).tree
-    print(json.dumps({{"sha": digest(tree), "status": status, "notices": notices}}))
+        argv, buf = json.loads(sys.argv[3]), io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            assert main(argv) == 0
+        summary = json.loads(buf.getvalue()) if "--json" in argv else None
+        tree = None if mode == "cli-json" else FitResult.load(out).tree
+    print(json.dumps({{"sha": tree and digest(tree), "status": status, "notices": notices,
+                      "summary": summary}}))
     """
 ).format(draws=DRAWS, tune=TUNE, seed=SEED)
 
@@ -131,6 +136,23 @@ def test_cli_fit_run_and_fit_from_give_the_same_draws(warm):
     redo_dir = tmp / "redo"
     argv = ["fit", "--from", str(fit_dir), "--out", str(redo_dir)]
     assert _probe(tmp, "cli", cache, argv, redo_dir)["sha"] == cold["sha"], "fit --from"
+
+
+def test_sensitivity_main_scenario_is_the_fit(warm):
+    """The grid's scenario with the analysis's own settings reports the fit's numbers."""
+    tmp, cache, cold = warm
+    spec = tmp / "grid.toml"
+    spec.write_text(
+        '[analysis]\nname = "grid"\n[data]\nsource = "ivig_rm"\n'
+        '[model]\nmodel = "binomial-normal"\n'
+        f"[sampler]\ndraws = {DRAWS}\ntune = {TUNE}\nseed = {SEED}\n"
+        '[sensitivity]\ntau = ["half-normal(1)", "half-normal(0.5)"]\n'
+    )
+    argv = ["sensitivity", str(spec), "--out", str(tmp / "grid"), "--json"]
+    rows = _probe(tmp, "cli-json", cache, argv)["summary"]
+    (main,) = [r for r in rows if r["priors"]["tau"] == "half-normal(0.5)"]
+    for key in ("or", "or_new", "tau", "p_mu_gt_0", "p_theta_new_gt_0"):
+        assert main[key] == cold["summary"][key], key
 
 
 def test_other_structures_compiled_first(warm):

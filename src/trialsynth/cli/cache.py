@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -70,3 +71,59 @@ def clear() -> None:
     """Delete all compiled models (the next fit of each structure compiles it again)."""
     freed = compile_cache.clear()
     _out.print(f"compile cache cleared: {_size(freed)} freed in {compile_cache.cache_root()}")
+
+
+def _structures(spec_path: Path) -> list[tuple[Any, Any, Any]]:
+    """(data, model spec, priors) of every MCMC fit of an analysis spec and its grid."""
+    from trialsynth.analysis.sensitivity import plan
+    from trialsynth.data.trials import load
+    from trialsynth.engines.select import choose_engine
+    from trialsynth.models.analysis import load_spec
+    from trialsynth.models.problem import Problem
+
+    spec = load_spec(spec_path)
+    data = load(
+        spec.data_source(),
+        columns=spec.columns or None,
+        min_trials=1 if spec.model == "common-effect" else 2,
+        outcome=spec.outcome,
+    )
+    if spec.exclude:
+        data = data.subset([s for s in data.study if s not in spec.exclude])
+    main = Problem.build(data, spec.model_spec(data.kind), spec.priors)
+    out = []
+    if choose_engine(spec.engine, main.spec, main.priors) == "mcmc":
+        out.append((main.data, main.spec, main.priors))
+    if spec.sensitivity:
+        out += [(s.data, s.spec, s.priors) for s in plan(spec, data) if s.engine == "mcmc"]
+    return out
+
+
+@cache_app.command("warm")
+def warm(
+    specs: Annotated[list[Path], typer.Argument(help="Analysis specs (models/*.toml).")],
+) -> None:
+    """Compile the MCMC models of analysis specs and their sensitivity grids (no sampling).
+
+    ./setup.sh runs it for the shipped analyses, so a new user's first run finds them
+    compiled. A structure already in the cache takes about a second.
+    """
+    from trialsynth.engines.mcmc import compile_report, compiled_model
+    from trialsynth.models.spec import structure_key
+
+    t0 = time.perf_counter()
+    seen: dict[Any, str] = {}
+    for path in specs:
+        for data, mspec, priors in _structures(path):
+            key = structure_key(mspec, data, priors)
+            if key in seen:
+                continue
+            compiled_model(mspec, data, priors)
+            report = compile_report(mspec, data, priors)
+            seen[key] = report.status if report else "?"
+            _out.print(f"{path}: {mspec.name}, k = {data.k}: {seen[key]}")
+    n_new = sum(1 for v in seen.values() if v != "hit")
+    _out.print(
+        f"compile cache warm: {len(seen)} model structure(s), {n_new} compiled now, "
+        f"in {time.perf_counter() - t0:.1f} s ({compile_cache.cache_root()})"
+    )

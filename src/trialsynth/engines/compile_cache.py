@@ -188,6 +188,10 @@ def numba_cache_at(folder: Path | None) -> Iterator[None]:
         pt_cache.NUMBA_CACHE_PATH = old
 
 
+class _LoadFailed(Exception):
+    """A compile that loaded from the cache failed (seen without the lock)."""
+
+
 def _empty_manifest() -> dict[str, Any]:
     return {"version": MANIFEST_VERSION, "files": {}, "models": {}}
 
@@ -201,6 +205,7 @@ class CompileCache:
         self.root = root if root is not None else cache_root()
         self.folder = self.root / "mcmc" / self.key
         self.numba_dir = self.folder / "numba"
+        self._load_failed = False
 
     def read_manifest(self) -> tuple[dict[str, Any], bool]:
         """The manifest, and whether it was sound (a missing one is sound and empty)."""
@@ -227,13 +232,13 @@ class CompileCache:
             p for p in self.numba_dir.iterdir() if p.is_file() and p.suffix in (".nbi", ".nbc")
         )
 
-    def verify(self, manifest: dict[str, Any]) -> list[str]:
-        """Delete, and return the names of, the cache files that differ from the manifest.
+    def mismatches(self, manifest: dict[str, Any]) -> list[str]:
+        """The cache files whose content differs from their sha256 in the manifest.
 
-        A file the manifest does not list is kept (it was written outside a recorded
-        compile); it is recorded by the next compile.
+        A file the manifest does not list is not checked (it was written outside a
+        recorded compile); the next compile records it.
         """
-        damaged = []
+        out = []
         for path in self.files():
             want = manifest["files"].get(path.name)
             if want is None:
@@ -243,7 +248,20 @@ class CompileCache:
             except OSError:
                 sound = False
             if not sound:
-                damaged.append(path.name)
+                out.append(path.name)
+        return out
+
+    def _snapshot(self) -> dict[str, tuple[int, int]]:
+        out = {}
+        for p in self.files():
+            with contextlib.suppress(OSError):
+                st = p.stat()
+                out[p.name] = (st.st_size, st.st_mtime_ns)
+        return out
+
+    def verify(self, manifest: dict[str, Any]) -> list[str]:
+        """Delete, and return the names of, the cache files that differ from the manifest."""
+        damaged = self.mismatches(manifest)
         for name in damaged:
             (self.numba_dir / name).unlink(missing_ok=True)
             if name.endswith(".nbc"):  # its index names it: rewrite the index cleanly
@@ -277,13 +295,23 @@ class CompileCache:
         build: Callable[[Path | None], T],
         describe: dict[str, Any] | None = None,
     ) -> tuple[T, CacheReport]:
-        """``build(numba_dir)`` under the lock, with the checks before and a record after.
+        """``build(numba_dir)`` with the checks before and a record after.
+
+        A model the manifest lists, with every file sound, is loaded without the lock (so
+        a cold compile of another model does not hold it up); if numba wrote anything
+        meanwhile, that is recorded under the lock. Anything else (a first compile, a
+        mismatching file) runs under the lock, where the files are checked again and
+        damaged ones deleted: a file another process was rewriting a moment ago is then
+        recorded, not reported as damaged.
 
         ``build`` must send numba's cache to the folder it is given (:func:`numba_cache_at`)
         and compile there everything it will run: what compiles later is not checked.
         It is called with None when the cache folder cannot be used.
         """
         t0 = time.perf_counter()
+        fast = self._compile_unlocked(model_key, build, t0)
+        if fast is not None:
+            return fast
         with contextlib.ExitStack() as stack:
             try:
                 stack.enter_context(file_lock(self.folder / ".lock"))
@@ -297,6 +325,28 @@ class CompileCache:
                 )
             return self._compile_locked(model_key, build, describe, t0, manifest, damaged)
 
+    def _compile_unlocked(
+        self, model_key: str, build: Callable[[Path | None], T], t0: float
+    ) -> tuple[T, CacheReport] | None:
+        """The hit path: None unless the model is recorded and every file is sound."""
+        manifest, sound = self.read_manifest()
+        if not sound or model_key not in manifest["models"] or not self.numba_dir.is_dir():
+            return None
+        if self.mismatches(manifest):
+            return None
+        before = self._snapshot()
+        try:
+            result = build(self.numba_dir)
+        except Exception:  # an entry failed to load: the locked path starts afresh
+            self._load_failed = True
+            return None
+        if self._snapshot() != before:  # numba compiled something after all: record it
+            with contextlib.suppress(OSError), file_lock(self.folder / ".lock"):
+                current, sound = self.read_manifest()
+                if sound:
+                    self._record(current, model_key, manifest["models"][model_key])
+        return result, CacheReport("hit", str(self.folder), seconds=time.perf_counter() - t0)
+
     def _compile_locked(
         self,
         model_key: str,
@@ -309,9 +359,12 @@ class CompileCache:
         hit = model_key in manifest["models"] and not damaged
         retried = False
         try:
+            if self._load_failed:
+                self._load_failed = False
+                raise _LoadFailed
             result = build(self.numba_dir)
-        except Exception:
-            if not self.files():
+        except Exception as err:
+            if not isinstance(err, _LoadFailed) and not self.files():
                 raise  # nothing came from the cache: a genuine failure
             # loading an entry failed in a way the checksums did not catch (e.g. an
             # entry written by a process killed mid-way): start this folder afresh
