@@ -108,11 +108,15 @@ def test_generated_wrappers_give_nutpies_numbers_bit_for_bit():
         tau = pm.HalfNormal("tau", 0.5)
         z = pm.Normal("z", 0, 1, shape=3)
         pm.Normal("obs", mu + tau * z, s, observed=y)
-    theirs = nutpie.compile_pymc_model(model, freeze_model=False)
-    before = dict(nw.STATS)
-    with nw.cacheable_wrappers() as on:
-        ours = nutpie.compile_pymc_model(model, freeze_model=False, cache=True)
-    assert on and nw.STATS["generated"] == before["generated"] + 2
+    import pytensor
+
+    # fastmath off, as every fit compiles (trialsynth.engines.mcmc.compile_model)
+    with pytensor.config.change_flags(numba__fastmath=False):
+        theirs = nutpie.compile_pymc_model(model, freeze_model=False)
+        before = dict(nw.STATS)
+        with nw.cacheable_wrappers() as on:
+            ours = nutpie.compile_pymc_model(model, freeze_model=False, cache=True)
+    assert on and nw.STATS["generated"] == before["generated"] + 2, (before, nw.STATS)
     new = {"y": np.array([1.0, 2.0, -1.0]), "s": np.array([0.5, 0.5, 1.0])}
     rng = np.random.default_rng(1)
     for a, b in [(theirs, ours), (theirs.with_data(**new), ours.with_data(**new))]:
@@ -120,8 +124,8 @@ def test_generated_wrappers_give_nutpies_numbers_bit_for_bit():
             x = rng.normal(size=a.n_dim)
             rc_a, logp_a, grad_a = _logp_at(a, x)
             rc_b, logp_b, grad_b = _logp_at(b, x)
-            assert rc_a == rc_b == 0
-            assert logp_a == logp_b
-            np.testing.assert_array_equal(grad_a, grad_b)
+            assert rc_a == rc_b == 0, (rc_a, rc_b)
+            assert logp_a == logp_b, (x, logp_a, logp_b)
+            np.testing.assert_array_equal(grad_a, grad_b, err_msg=str(x))
     # the new data changed the numbers (the test reads the data it was given)
     assert _logp_at(ours, x)[1] != _logp_at(ours.with_data(**new), x)[1]

@@ -20,7 +20,9 @@ per-process cache keyed by :func:`trialsynth.models.spec.structure_key`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -67,17 +69,25 @@ def numerics() -> dict[str, Any]:
     The compile form, the versions of numba and llvmlite (pymc, pytensor and nutpie are
     in the provenance's ``versions``) and the CPU target numba compiled for. The same
     inputs give bit-identical draws where all of these match. Elsewhere they give
-    another valid chain, which agrees within Monte Carlo error.
+    another valid chain, which agrees within Monte Carlo error. (Read once per process;
+    a fresh dict each call.)
     """
+    return json.loads(_numerics())
+
+
+@functools.cache
+def _numerics() -> str:
     from importlib import metadata
 
     wrappers = COMPILE_FORM["wrappers"] if nutpie_wrappers.supported() else "nutpie"
-    return {
-        "compile": {**COMPILE_FORM, "wrappers": wrappers},
-        "numba": metadata.version("numba"),
-        "llvmlite": metadata.version("llvmlite"),
-        "cpu": compile_cache.cpu_target(),
-    }
+    return json.dumps(
+        {
+            "compile": {**COMPILE_FORM, "wrappers": wrappers},
+            "numba": metadata.version("numba"),
+            "llvmlite": metadata.version("llvmlite"),
+            "cpu": compile_cache.cpu_target(),
+        }
+    )
 
 
 def compile_model(model: Any, model_key: str) -> tuple[Any, compile_cache.CacheReport, str]:
