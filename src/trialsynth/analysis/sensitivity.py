@@ -232,7 +232,9 @@ def spec_data(spec: AnalysisSpec) -> TrialData:
     """The spec's data after its ``[data] exclude`` list (the base of every scenario)."""
     from trialsynth.data.trials import load
 
-    data = load(spec.data_source(), columns=spec.columns or None, min_trials=1)
+    data = load(
+        spec.data_source(), columns=spec.columns or None, min_trials=1, outcome=spec.outcome
+    )
     missing = [s for s in spec.exclude if s not in data.study]
     if missing:
         raise SensitivityError(

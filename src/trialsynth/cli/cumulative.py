@@ -146,7 +146,9 @@ def _spec_inputs(path: str, seed: int | None) -> tuple[Any, Any, Any, Any, str]:
     from trialsynth.models.analysis import load_spec
 
     spec = load_spec(path)
-    trials = load(spec.data_source(), min_trials=1, columns=spec.columns or None)
+    trials = load(
+        spec.data_source(), min_trials=1, columns=spec.columns or None, outcome=spec.outcome
+    )
     missing = [s for s in spec.exclude if s not in trials.study]
     if missing:
         raise CumulativeError(f"{path} [data] exclude: unknown study {missing[0]!r}")

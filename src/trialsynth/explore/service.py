@@ -346,7 +346,7 @@ def explorer_for(source: str, *, is_spec: bool) -> Explorer:
         if not is_spec:
             return Explorer(load(source))
         spec = load_spec(source)
-        data = load(spec.data_source(), columns=spec.columns or None)
+        data = load(spec.data_source(), columns=spec.columns or None, outcome=spec.outcome)
     except (DataError, SpecError) as err:
         raise ExploreError(str(err)) from None
     unknown = [s for s in spec.exclude if s not in data.study]
