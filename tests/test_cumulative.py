@@ -100,7 +100,7 @@ def test_order_by_another_column_and_bad_orders(tmp_path):
     with pytest.raises(CumulativeError, match="no column 'date'; columns: published"):
         cumulative(data, spec=NORMAL, order="date")
     csv.write_text("study,events_t,n_t,events_c,n_c,year\na,5,20,3,20,2003\nb,6,20,4,20,\n")
-    with pytest.raises(CumulativeError, match=r"row 2 \(b\) has no year"):
+    with pytest.raises(CumulativeError, match=r"--order 'year': row 2 \(b\) has no year"):
         cumulative(load(str(csv)), spec=NORMAL)
 
 

@@ -44,8 +44,10 @@ class CumulativeError(TrialsynthError):
     """A cumulative analysis that cannot be run (one line naming the problem)."""
 
 
-def trial_order(data: TrialData, column: str) -> list[int]:
+def trial_order(data: TrialData, column: str, *, option: str = "--order") -> list[int]:
     """Positions of the trials sorted by ``column`` (stable: ties keep the file order).
+
+    ``option`` names where the column came from in error messages.
 
     Raises
     ------
@@ -57,12 +59,12 @@ def trial_order(data: TrialData, column: str) -> list[int]:
     if column not in cov.columns:
         have = ", ".join(map(str, cov.columns)) or "none besides the counts"
         raise CumulativeError(
-            f"--order {column!r}: the data have no column {column!r}; columns: {have}"
+            f"{option} {column!r}: the data have no column {column!r}; columns: {have}"
         )
     values = cov[column]
     for i, (study, v) in enumerate(values.items(), start=1):
         if pd.isna(v) or (isinstance(v, str) and not v.strip()):
-            raise CumulativeError(f"--order {column}: row {i} ({study}) has no {column} value")
+            raise CumulativeError(f"{option} {column!r}: row {i} ({study}) has no {column} value")
     key = values.to_numpy()
     if not pd.api.types.is_numeric_dtype(values):
         key = values.astype(str).to_numpy()

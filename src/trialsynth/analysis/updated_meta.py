@@ -1234,3 +1234,70 @@ def refit_check(
         z = (c["p_updated"] - p_refit) / max(math.hypot(c["mcse"], m_refit), 1e-12)
         checks.append(c | {"p_refit": p_refit, "mcse_refit": m_refit, "z": z, "ok": refit.ok})
     return replace(design, checks=tuple(checks))
+
+
+#: Which limit bounds each curve.
+LIMIT_OF = {
+    "two-sided-test": "stand-alone",
+    "posterior": "stand-alone",
+    "updated-meta": "updated-meta",
+    "updated-meta-classical": "updated-meta-classical",
+}
+
+
+def _need(design: UpdatedDesign, curve: str, how: str) -> str:
+    n = design.n_for(curve)
+    limit = design.limits[LIMIT_OF[curve]][0]
+    last = design.points[-1]
+    if n is not None:
+        return f"N = {n} per arm {how}"
+    if limit < design.target:
+        return f"no size {how} (its assurance cannot exceed {limit:.2f} however large the trial)"
+    return (
+        f"more than {last.n_per_arm} per arm {how} (assurance {last.curves[curve].assurance:.2f}"
+        f" at {last.n_per_arm}, at most {limit:.2f} however large the trial)"
+    )
+
+
+def panel_summary(design: UpdatedDesign) -> str:
+    """In plain words: the N the panel needs, and why the updated meta-analysis differs."""
+    d, first = design, design.points[0]
+    lim = {k: v[0] for k, v in d.limits.items()}
+    up, alone = first.curves["updated-meta"].assurance, first.curves["two-sided-test"].assurance
+    text = [
+        f"For a probability of {d.target:.0%} of a conclusive result a guideline panel would need "
+        + _need(
+            d,
+            "updated-meta",
+            f"if the new trial is added to the meta-analysis (P(OR > 1) > {d.threshold:g})",
+        )
+        + ", "
+        + _need(
+            d, "updated-meta-classical", "if the updated DerSimonian-Laird 95% CI must exclude 1"
+        )
+        + ", and "
+        + _need(d, "two-sided-test", "if the trial is read on its own (two-sided test at 5%)")
+        + "."
+    ]
+    if up > alone:
+        text.append(
+            f"The updated meta-analysis starts from the evidence already there (P(OR > 1) = "
+            f"{d.p_mu_gt_0:.3f} now), so a small trial that leans towards benefit can tip it: at "
+            f"N = {first.n_per_arm} per arm its assurance is {up:.2f}, against {alone:.2f} for "
+            "the trial alone."
+        )
+    else:
+        text.append(
+            f"The evidence already there (P(OR > 1) = {d.p_mu_gt_0:.3f} now) holds the updated "
+            f"meta-analysis back: at N = {first.n_per_arm} per arm its assurance is {up:.2f}, "
+            f"against {alone:.2f} for the trial alone."
+        )
+    if lim["updated-meta"] < lim["stand-alone"]:
+        text.append(
+            "However large the new trial, it adds one more trial effect from a distribution "
+            "whose spread (tau) is uncertain, so the pooled P(OR > 1) can stay below "
+            f"{d.threshold:g} even when the trial itself is clearly positive: the updated "
+            f"assurance levels off at {lim['updated-meta']:.2f}, below the limit of the trial "
+            f"alone, P(OR_new > 1) = {lim['stand-alone']:.2f}."
+        )
+    return " ".join(text)

@@ -740,6 +740,10 @@ def run(
         err.print(f"[yellow]note[/yellow]: {notice}")
     for s in spec.exclude:
         err.print(f"[yellow]note[/yellow]: excluded {s} (spec [data] exclude)")
+    if spec.cumulative:  # an unknown [cumulative] order column: one line now, not after fitting
+        from trialsynth.analysis.cumulative import trial_order
+
+        trial_order(trials, spec.cumulative, option=f"{spec_path} [cumulative] order")
 
     from trialsynth.engines.select import choose_engine
     from trialsynth.models.spec import resolve_priors
@@ -793,6 +797,7 @@ def run(
             treatment=spec.treatment,
             control=spec.control,
             spec=str(spec_path),
+            cumulative=spec.cumulative,
         )
         saved_absolute = result.extras.get("absolute")
         _attach_absolute(

@@ -49,6 +49,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "priors": ("mu", "tau", "baseline", "beta", "nu"),
     "sampler": ("draws", "tune", "chains", "seed", "target_accept"),
     "output": ("dir",),
+    "cumulative": ("order",),
 }
 #: Sections whose contents are validated by their own modules (sensitivity, queries).
 _FREE_SECTIONS = ("sensitivity", "queries")
@@ -84,6 +85,9 @@ class AnalysisSpec:
     out_dir: Path | None = None
     sensitivity: dict[str, Any] = field(default_factory=dict)
     queries: dict[str, Any] = field(default_factory=dict)
+    #: Order column of a ``[cumulative]`` section (the report then adds the cumulative
+    #: meta-analysis); None without the section.
+    cumulative: str | None = None
 
     def data_source(self) -> str:
         """The data argument for :func:`trialsynth.data.trials.load` (paths made absolute)."""
@@ -223,4 +227,5 @@ def load_spec(path: str | Path) -> AnalysisSpec:
         out_dir=Path(out) if out else None,
         sensitivity=dict(doc.get("sensitivity", {})),
         queries=dict(doc.get("queries", {})),
+        cumulative=get("cumulative", "order", str, "year") if "cumulative" in doc else None,
     )

@@ -624,18 +624,39 @@ def build_context(
     sensitivity: list[dict[str, Any]] | None = None,
     design: Any = None,
     design_note: str = "",
+    updated: Any = None,
+    updated_note: str = "",
+    cum: Any = None,
 ) -> dict[str, Any]:
-    """Everything the report says, as one JSON-serialisable dict (``report.json``)."""
+    """Everything the report says, as one JSON-serialisable dict (``report.json``).
+
+    ``updated`` (an updated-meta design, or its ``updated_note``) adds ``future.updated``;
+    ``cum`` (a cumulative meta-analysis) adds the ``cumulative`` section before
+    Reproducibility.
+    """
     from trialsynth import __version__
+    from trialsynth.report.next_trial import (
+        CUMULATIVE_SECTION,
+        cumulative_context,
+        updated_context,
+    )
 
     summary = fit.summary()
     failed = summary.get("status") == "failed"
     title = analysis.get("title") or f"{summary.get('data', '')}: {summary['model']}"
-    return {
+    sections = [{"id": s, "heading": h} for s, h in SECTIONS]
+    extra: dict[str, Any] = {}
+    if cum is not None:
+        sections.insert(len(sections) - 1, CUMULATIVE_SECTION)
+        extra["cumulative"] = cumulative_context(cum)
+    future = _future(design, design_note)
+    if updated is not None or updated_note:
+        future["updated"] = updated_context(updated, updated_note)
+    return extra | {
         "format": REPORT_FORMAT,
         "trialsynth": __version__,
         "title": title,
-        "sections": [{"id": s, "heading": h} for s, h in SECTIONS],
+        "sections": sections,
         "analysis": analysis,
         "failed": failed,
         "question": analysis.get("question") or "",
@@ -647,7 +668,7 @@ def build_context(
         "classical": _classical(summary),
         "diagnostics": _diagnostics(fit, summary),
         "sensitivity": _sensitivity(sensitivity),
-        "future": _future(design, design_note),
+        "future": future,
         "figures": figures,
         "reproducibility": {
             "seed": summary["seed"],

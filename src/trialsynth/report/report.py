@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trialsynth.report.context import (
+    ASSURANCE_SIZES,
     REPORT_FORMAT,
     ReportError,
     build_context,
@@ -57,9 +58,14 @@ def analysis_meta(
     treatment: str = "treatment",
     control: str = "control",
     spec: str | None = None,
+    cumulative: str | None = None,
 ) -> dict[str, Any]:
-    """The analysis metadata a report needs beyond the fit (from a spec's ``[analysis]``)."""
-    return {
+    """The analysis metadata a report needs beyond the fit (from a spec's ``[analysis]``).
+
+    ``cumulative``: the order column of a spec's ``[cumulative]`` section (the report then
+    gets the cumulative meta-analysis; the key is absent otherwise).
+    """
+    meta = {
         "name": name,
         "title": title,
         "question": question,
@@ -67,6 +73,7 @@ def analysis_meta(
         "control": control,
         "spec": spec,
     }
+    return meta if cumulative is None else meta | {"cumulative": cumulative}
 
 
 def write_analysis_meta(folder: str | Path, meta: dict[str, Any]) -> Path:
@@ -91,7 +98,7 @@ def read_analysis_meta(folder: str | Path, fit: FitResult) -> dict[str, Any]:
         return analysis_meta(name=str(meta.get("name") or fit.provenance["data_name"])) | {
             k: v
             for k, v in meta.items()
-            if k in ("title", "question", "treatment", "control", "spec")
+            if k in ("title", "question", "treatment", "control", "spec", "cumulative")
         }
     return analysis_meta(name=str(fit.provenance["data_name"]))
 
@@ -194,6 +201,7 @@ def make_figures(
     sensitivity: list[dict[str, Any]] | None = None,
     design: Any = None,
     figure_formats: tuple[str, ...] = ("png", "svg"),
+    extra: list[FigureSpec] | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Draw and save every figure that applies to ``fit`` in ``folder/figures``.
 
@@ -201,7 +209,8 @@ def make_figures(
     ``figure_formats`` adds a vector PDF of each figure (fonts embedded).
 
     With ``sensitivity`` rows, the sensitivity figure (``plots.sensitivity_plot``) too; with
-    a ``design`` (:class:`~trialsynth.analysis.assurance.DesignResult`), the assurance curve.
+    a ``design`` (:class:`~trialsynth.analysis.assurance.DesignResult`), the assurance curve;
+    ``extra`` figures (:func:`next_trial_figures`) last.
 
     Returns
     -------
@@ -249,6 +258,7 @@ def make_figures(
                 lambda _fit, **_kw: assurance_plot(design),
             )
         )
+    specs += extra or []
     for spec in specs:
         fig = spec.draw(fit, **{k: options[k] for k in spec.kwargs})
         try:
@@ -267,6 +277,58 @@ def make_figures(
             }
         )
     return out, time.perf_counter() - t0
+
+
+def next_trial_figures(updated: Any = None, cmap: Any = None, cum: Any = None) -> list[FigureSpec]:
+    """Figures of the updated-meta design, its conclusion map and a cumulative analysis."""
+    from trialsynth.report import figures_design as fd
+
+    specs = []
+    if updated is not None:
+        specs.append(
+            FigureSpec(
+                "future_updated",
+                "The new trial alone and in the updated meta-analysis",
+                "Assurance against N per arm of the new trial read alone (two-sided test), "
+                "of the meta-analysis updated with it reaching P(OR > 1) > G, and of the "
+                "updated DerSimonian-Laird 95% CI excluding 1 (bands: \u00b12 MCSE; dotted: "
+                "the limits as N grows).",
+                "future",
+                lambda _fit, **_kw: fd.assurance_curves_plot(updated),
+            )
+        )
+    if cmap is not None:
+        specs.append(
+            FigureSpec(
+                "conclusion_map",
+                "Where the new trial changes the conclusion",
+                "Updated P(OR > 1) over the new trial's observed OR and size (at the median "
+                "control rate); solid line: G; hatched: the updated DerSimonian-Laird 95% CI "
+                "excludes 1.",
+                "future",
+                lambda _fit, **_kw: fd.conclusion_map_plot(cmap),
+            )
+        )
+    if cum is not None:
+        specs += [
+            FigureSpec(
+                "cumulative_forest",
+                "Cumulative forest plot",
+                "Pooled OR (95% CrI, diamonds) and the DerSimonian-Laird OR (95% CI, circles) "
+                "after each trial is added; P(OR > 1) on the right.",
+                "cumulative",
+                lambda _fit, **_kw: fd.cumulative_forest_plot(cum),
+            ),
+            FigureSpec(
+                "cumulative_years",
+                "The evidence over time",
+                "P(OR > 1) and P(OR_new > 1) after each trial, and the classical cumulative "
+                "DerSimonian-Laird estimate beside them.",
+                "cumulative",
+                lambda _fit, **_kw: fd.cumulative_probability_plot(cum),
+            ),
+        ]
+    return specs
 
 
 def _environment(*, html: bool) -> Any:
@@ -346,13 +408,19 @@ def write_report(
         Rows of a sensitivity run (``sensitivity.json``).
     """
     from trialsynth.core.files import atomic_write_text
+    from trialsynth.report.next_trial import conclusion_for, cumulative_for, updated_future
 
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     meta = analysis or analysis_meta(name=str(fit.provenance["data_name"]))
     t0 = time.perf_counter()
     design, design_note = future_trial(fit)
+    updated, updated_note = updated_future(fit, list(ASSURANCE_SIZES))
+    cmap = None if updated is None else conclusion_for(fit, updated)
     t_design = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cum = cumulative_for(fit, meta["cumulative"]) if meta.get("cumulative") else None
+    t_cum = time.perf_counter() - t0
     figures, t_fig = make_figures(
         fit,
         folder,
@@ -360,6 +428,7 @@ def write_report(
         sensitivity=sensitivity,
         design=design,
         figure_formats=figure_formats,
+        extra=next_trial_figures(updated, cmap, cum),
     )
     t0 = time.perf_counter()
     context = build_context(
@@ -369,6 +438,9 @@ def write_report(
         sensitivity=sensitivity,
         design=design,
         design_note=design_note,
+        updated=updated,
+        updated_note=updated_note,
+        cum=cum,
     )
     context_text = json.dumps(context, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     # Render from the JSON round trip: what the committed report.json re-renders to.
@@ -397,6 +469,7 @@ def write_report(
         figures=[folder / f[kind] for f in figures for kind in ("png", "svg")],
         timings={
             "assurance_s": t_design,
+            "cumulative_s": t_cum,
             "figures_s": t_fig,
             "report_s": time.perf_counter() - t0 - t_pdf,
             "pdf_s": t_pdf,
