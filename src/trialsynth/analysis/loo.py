@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
-from trialsynth.models.spec import ModelSpec
+from trialsynth.models.likelihood import log_binomial, log_likelihood
+from trialsynth.models.spec import ModelSpec, observations
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -117,27 +118,16 @@ def numeric_covariates(data: TrialData) -> list[str]:
 # --------------------------------------------------------------------------- log-likelihoods
 
 
-def _log_binom(y: np.ndarray, n: np.ndarray, logit_p: np.ndarray) -> np.ndarray:
-    """Binomial log-pmf with the success probability given on the logit scale (stable)."""
-    const = special.gammaln(n + 1) - special.gammaln(y + 1) - special.gammaln(n - y + 1)
-    return const + y * logit_p - n * np.logaddexp(0.0, logit_p)
-
-
 def pointwise_log_lik(fit: FitResult, data: TrialData) -> np.ndarray:
     """Per-trial log-likelihood of every posterior draw, shape (chain, draw, k).
 
-    Binomial likelihood: both arms, ``log Bin(y_c | alpha) + log Bin(y_t | alpha + theta)``.
-    Normal likelihood: ``log N(y | theta, se)`` with the fit's continuity correction.
+    :func:`trialsynth.models.likelihood.log_likelihood` of the fit's ``theta`` (and ``alpha``)
+    on ``data`` as the fit's model sees them (both arms, or the log-OR with the fit's
+    continuity correction).
     """
-    theta = fit.draws("theta")
     spec = fit.spec
-    if spec.likelihood == "binomial":
-        alpha = fit.draws("alpha")
-        return _log_binom(data.events_c, data.n_c, alpha) + _log_binom(
-            data.events_t, data.n_t, alpha + theta
-        )
-    lor = data.contrasts(correction=spec.correction)
-    return stats.norm.logpdf(lor.y, theta, lor.se)
+    alpha = fit.draws("alpha") if spec.likelihood == "binomial" else None
+    return log_likelihood(spec, observations(spec, data), fit.draws("theta"), alpha)
 
 
 def trial_likelihood_grid(
@@ -153,7 +143,7 @@ def trial_likelihood_grid(
     theta = np.asarray(theta, dtype=float)
     if spec.likelihood == "normal":
         lor = data.contrasts(correction=spec.correction)
-        return stats.norm.logpdf(lor.y[i], theta, lor.se[i])
+        return log_likelihood(spec, {"y": lor.y[i], "se": lor.se[i]}, theta)
     if priors.baseline.family == "flat":
         raise CompareError(
             "leave-one-trial-out needs a proper baseline prior (the left-out trial's control "
@@ -165,14 +155,14 @@ def trial_likelihood_grid(
     step = min(0.02, 0.25 / math.sqrt(0.25 * n_max + 1.0))
     a = np.linspace(-A_MAX, A_MAX, round(2 * A_MAX / step) + 1)
     log_prior = priors.baseline.dist().logpdf(a)
-    base = _log_binom(yc, nc, a) + log_prior + math.log(a[1] - a[0])
+    base = log_binomial(yc, nc, a) + log_prior + math.log(a[1] - a[0])
     base[[0, -1]] += math.log(0.5)  # trapezoid end weights
     out = np.empty(theta.shape, dtype=float)
     flat = theta.ravel()
     chunk = max(1, 4_000_000 // a.size)
     for s in range(0, flat.size, chunk):
         t = flat[s : s + chunk, None]
-        out.ravel()[s : s + chunk] = special.logsumexp(base + _log_binom(yt, nt, a + t), axis=1)
+        out.ravel()[s : s + chunk] = special.logsumexp(base + log_binomial(yt, nt, a + t), axis=1)
     return out
 
 

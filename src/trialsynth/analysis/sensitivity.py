@@ -31,7 +31,6 @@ import hashlib
 import itertools
 import json
 import logging
-import math
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -41,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trialsynth.models.likelihood import log_likelihood, log_prior
 from trialsynth.models.spec import MODELS, RANDOM_EFFECTS, ModelSpec
 from trialsynth.priors.prior import (
     DEFAULT_BASELINE,
@@ -497,47 +497,22 @@ def _label(scenarios: list[Scenario]) -> None:
 
 
 def _log_prior_and_likelihood(result: FitResult) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Log prior and per-trial log likelihood of every draw, in numpy (for ``psense``).
+    """Log prior and per-trial log likelihood of every draw (``models.likelihood``), for psense.
 
-    The log prior is that of the analysis' priors: mu, tau (on the tau scale, with the
-    Jacobian of a tau^2 or precision statement) and the control-arm log-odds; the
-    log likelihood is per trial (both arms summed for the binomial likelihood).
+    The log prior is that of the analysis' priors on mu, tau (on the tau scale, with the
+    Jacobian of a tau^2 or precision statement), beta and the control-arm log-odds; the prior
+    of an estimated nu is not power-scaled. The log likelihood is per trial (both arms summed
+    for the binomial likelihood).
     """
-    from scipy import special
-
     post = result.tree["posterior"]
-    spec, priors = result.spec, result.priors
-    theta = np.asarray(post["theta"].values)
-
-    def total(logpdf: Any, name: str) -> tuple[tuple[str, str], np.ndarray]:
-        """Log prior of a variable, summed over its non-sample dimensions."""
-        values = np.asarray(logpdf(np.asarray(post[name].values)), dtype=float)
-        return ("chain", "draw"), values.reshape(*values.shape[:2], -1).sum(axis=-1)
-
-    # subgroup fits: the priors are on each subgroup's mean (and SD when separate)
-    mu_name = "mu_subgroup" if "mu_subgroup" in post else "mu"
-    log_prior: dict[str, Any] = {"mu": total(priors.mu.dist().logpdf, mu_name)}
-    if spec.random_effects is not None:
-        tau_name = "tau_subgroup" if spec.separate_tau else "tau"
-        log_prior["tau"] = total(priors.tau.tau_dist().logpdf, tau_name)
-    if "beta" in post:
-        log_prior["beta"] = total(priors.beta.dist().logpdf, "beta")
-    obs = result.tree["observed_data"]
-    if spec.likelihood == "binomial":
-        alpha = np.asarray(post["alpha"].values)
-        log_prior["baseline"] = total(priors.baseline.dist().logpdf, "alpha")
-        e_t, n_t = np.asarray(obs["events_t"].values), np.asarray(obs["n_t"].values)
-        e_c, n_c = np.asarray(obs["events_c"].values), np.asarray(obs["n_c"].values)
-
-        def binom(e: np.ndarray, n: np.ndarray, logit: np.ndarray) -> np.ndarray:
-            comb = special.gammaln(n + 1) - special.gammaln(e + 1) - special.gammaln(n - e + 1)
-            return comb + e * special.log_expit(logit) + (n - e) * special.log_expit(-logit)
-
-        loglik = binom(e_c, n_c, alpha) + binom(e_t, n_t, alpha + theta)
-    else:
-        y, se = np.asarray(obs["y"].values), np.asarray(obs["se"].values)
-        loglik = -0.5 * ((y - theta) / se) ** 2 - np.log(se) - 0.5 * math.log(2 * math.pi)
-    return log_prior, {"y": (("chain", "draw", "study"), loglik)}
+    spec = result.spec
+    prior = log_prior(spec, result.priors, post)
+    prior.pop("nu", None)
+    alpha = np.asarray(post["alpha"].values) if spec.likelihood == "binomial" else None
+    obs = {name: np.asarray(v.values) for name, v in result.tree["observed_data"].items()}
+    loglik = log_likelihood(spec, obs, np.asarray(post["theta"].values), alpha)
+    dims = ("chain", "draw")
+    return {k: (dims, v) for k, v in prior.items()}, {"y": ((*dims, "study"), loglik)}
 
 
 def power_scaling(result: FitResult) -> list[dict[str, Any]]:

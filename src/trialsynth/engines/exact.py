@@ -17,6 +17,7 @@ import xarray as xr
 
 from trialsynth.core.exact import ExactPosterior, exact_posterior
 from trialsynth.engines.base import EngineFit, Progress, _quiet
+from trialsynth.models.likelihood import pool_subgroups
 from trialsynth.models.spec import ModelSpec
 from trialsynth.priors.prior import PriorSet
 
@@ -141,14 +142,15 @@ class ExactEngine:
             d = post.sample(n, rng=np.random.default_rng([settings.seed, 2, j]))
             mu_g[:, j], tau_g[:, j], new_g[:, j] = d["mu"], d["tau"], d["theta_new"]
             theta[:, des.group == j] = d["theta"]
-        # pooled summaries as in derive: mean of subgroup means, rms tau, a random subgroup
+        # pooled summaries as in the MCMC engine: mean of subgroup means, rms tau, a random subgroup
         pick = np.random.default_rng([settings.seed, 3]).integers(len(des.levels), size=n)
+        mu, tau, new = pool_subgroups(mu_g, tau_g, new_g, pick)
         dims = ("chain", "draw", "subgroup")
         tree = _draws_tree(
             {
-                "mu": (("chain", "draw"), mu_g.mean(axis=1).reshape(shape)),
-                "tau": (("chain", "draw"), np.sqrt((tau_g**2).mean(axis=1)).reshape(shape)),
-                "theta_new": (("chain", "draw"), new_g[np.arange(n), pick].reshape(shape)),
+                "mu": (("chain", "draw"), mu.reshape(shape)),
+                "tau": (("chain", "draw"), tau.reshape(shape)),
+                "theta_new": (("chain", "draw"), new.reshape(shape)),
                 "theta": (("chain", "draw", "study"), theta.reshape(*shape, data.k)),
                 "mu_subgroup": (dims, mu_g.reshape(*shape, -1)),
                 "tau_subgroup": (dims, tau_g.reshape(*shape, -1)),

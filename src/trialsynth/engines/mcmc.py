@@ -33,6 +33,7 @@ from trialsynth.core.settings import MAX_BINOMIAL_ARM, RETRY_TARGET_ACCEPT, Samp
 from trialsynth.engines import compile_cache, nutpie_wrappers
 from trialsynth.engines.base import EngineFit, Progress, _quiet
 from trialsynth.engines.diagnostics import check
+from trialsynth.models.likelihood import trial_effects
 from trialsynth.models.spec import (
     ModelError,
     ModelSpec,
@@ -201,75 +202,30 @@ def sample_values(
 def derive(raw: Any, spec: ModelSpec, data: TrialData, seed: int) -> Any:
     """Replace the sampler's posterior by the quantities trialsynth reports.
 
-    ``theta_i = mu_i + tau_i z_i`` (``mu_i`` includes the trial's subgroup mean and
-    ``x_i beta``; the common-effect model has ``theta_i = mu_i``) and the predictive
-    ``theta_new`` are computed from the draws, exactly. For subgroup fits ``mu`` is the
-    unweighted average of the subgroup means, ``tau`` the shared SD (or the root mean
-    square of the subgroup SDs), and ``theta_new`` a future trial in a subgroup drawn
-    with equal probability; per subgroup: ``mu_subgroup``, ``tau_subgroup``,
-    ``theta_new_subgroup``.
+    ``theta``, the predictive ``theta_new`` and, for subgroup fits, the pooled and per-subgroup
+    summaries come from :func:`trialsynth.models.likelihood.trial_effects` (exact functions
+    of the draws, plus one random effect per draw for ``theta_new``); ``beta``, ``alpha`` and
+    an estimated ``nu`` are kept as sampled.
     """
     import xarray as xr
 
     des = design(spec, data)
     post = raw["posterior"].to_dataset()
-    studies = list(data.study)
     rng = np.random.default_rng([seed, 1])
-    out = xr.Dataset(coords={"chain": post["chain"], "draw": post["draw"], "study": studies})
-    chains_draws = post["mu_subgroup" if des.levels else "mu"].shape[:2]
-
-    def eps(shape: tuple[int, ...]) -> np.ndarray:
-        if spec.random_effects == "student-t":
-            if spec.nu is None:  # estimated: one t draw per posterior draw of nu
-                nu = post["nu"].values.reshape(post["nu"].shape + (1,) * (len(shape) - 2))
-                return rng.standard_t(np.broadcast_to(nu, shape))
-            return rng.standard_t(spec.nu, size=shape)
-        return rng.standard_normal(size=shape)
-
+    out = xr.Dataset(
+        coords={"chain": post["chain"], "draw": post["draw"], "study": list(data.study)}
+    )
+    effects = trial_effects(spec, des, post, rng, k=data.k)
+    theta = effects.pop("theta")
+    for name, values in effects.items():  # mu, tau, theta_new; first per subgroup if any
+        out[name] = ("chain", "draw", "subgroup")[: values.ndim], values
     if des.levels:
-        mu_g = post["mu_subgroup"].values  # (chain, draw, level)
-        mu_i = mu_g[..., des.group]
-        if spec.random_effects is None:
-            tau_g = np.zeros_like(mu_g)
-        elif spec.separate_tau:
-            tau_g = post["tau_subgroup"].values
-        else:
-            tau_g = np.repeat(post["tau"].values[..., None], len(des.levels), axis=-1)
-        tau_i = tau_g[..., des.group]
-        new_g = mu_g + tau_g * eps(mu_g.shape) if spec.random_effects else mu_g.copy()
-        pick = rng.integers(len(des.levels), size=chains_draws)
-        sub = {"subgroup": list(des.levels)}
-        out["mu_subgroup"] = (("chain", "draw", "subgroup"), mu_g)
-        out["tau_subgroup"] = (("chain", "draw", "subgroup"), tau_g)
-        out["theta_new_subgroup"] = (("chain", "draw", "subgroup"), new_g)
-        out = out.assign_coords(sub)
-        out["mu"] = (("chain", "draw"), mu_g.mean(axis=-1))
-        out["tau"] = (("chain", "draw"), np.sqrt((tau_g**2).mean(axis=-1)))
-        out["theta_new"] = (
-            ("chain", "draw"),
-            np.take_along_axis(new_g, pick[..., None], -1)[..., 0],
-        )
-    else:
-        mu = post["mu"].values
-        tau = post["tau"].values if spec.random_effects is not None else np.zeros_like(mu)
-        mu_i = np.repeat(mu[..., None], data.k, axis=-1)
-        tau_i = np.repeat(tau[..., None], data.k, axis=-1)
-        out["mu"] = (("chain", "draw"), mu)
-        out["tau"] = (("chain", "draw"), tau)
-        new = mu + tau * eps(mu.shape) if spec.random_effects else mu.copy()
-        out["theta_new"] = (("chain", "draw"), new)
+        out = out.assign_coords(subgroup=list(des.levels))
     if des.covariates:
-        beta = post["beta"].values  # (chain, draw, p)
-        mu_i = mu_i + np.einsum("cdp,kp->cdk", beta, des.x)
-        out["beta"] = (("chain", "draw", "covariate"), beta)
+        out["beta"] = (("chain", "draw", "covariate"), post["beta"].values)
         out = out.assign_coords(covariate=list(des.covariates))
         # the covariates are centred at their mean: mu is the effect at these values
         out = out.assign_coords(covariate_centre=("covariate", list(des.centre)))
-    if spec.estimate_nu:  # scale-mixture form of the t (models.build_model)
-        z = post["z_normal"].values * np.sqrt(post["z_scale2"].values)
-    elif spec.random_effects is not None:
-        z = post["z"].values
-    theta = mu_i + tau_i * z if spec.random_effects is not None else mu_i
     out["theta"] = (("chain", "draw", "study"), theta)
     if "alpha" in post:
         out["alpha"] = (("chain", "draw", "study"), post["alpha"].values)

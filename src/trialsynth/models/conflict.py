@@ -1,10 +1,11 @@
 """Prior-data conflict: a Box (1980) prior predictive check of the observed log odds ratios.
 
 The rule (documented in the README, reliability section): draw ``mu`` and ``tau`` from
-their priors, trial effects ``theta_i = mu + tau * e_i`` (normal or Student-t), and
-replicated estimates ``y_i = theta_i + se_i * z_i`` with each trial's own standard error
-(the normal approximation, with 0.5 added to the cells of zero-cell trials, as in
-:meth:`trialsynth.data.trials.TrialData.contrasts`). Two statistics of the observed log-ORs are
+their priors, trial effects ``theta_i = mu + tau * e_i`` (normal or Student-t, with an
+estimated ``nu`` drawn from its prior), and replicated estimates ``y_i = theta_i + se_i * z_i``
+with each trial's own standard error (the normal approximation, with 0.5 added to the cells
+of zero-cell trials, as in :meth:`trialsynth.data.trials.TrialData.contrasts`); the draws are
+:func:`trialsynth.models.likelihood.prior_predictive`. Two statistics of the observed log-ORs are
 compared with their prior predictive distribution:
 
 * location: the inverse-variance weighted mean ``ybar``; two-sided tail probability
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from trialsynth.models.likelihood import prior_predictive
 
 if TYPE_CHECKING:
     from trialsynth.data.trials import TrialData
@@ -126,17 +129,8 @@ def prior_predictive_check(
     if priors.mu.family == "flat":
         return ConflictCheck(None, None, ybar_obs, q_obs, "improper mu prior")
     rng = np.random.default_rng([seed, 7])
-    mu = np.asarray(priors.mu.dist().rvs(size=N_DRAWS, random_state=rng), dtype=float)
-    if spec.random_effects is None:
-        tau = np.zeros(N_DRAWS)
-    else:
-        tau = np.asarray(priors.tau.tau_dist().ppf(rng.uniform(size=N_DRAWS)), dtype=float)
+    y_rep = prior_predictive(spec, priors, se, N_DRAWS, rng)
     k = len(y)
-    if spec.random_effects == "student-t" and spec.nu is not None:
-        e = rng.standard_t(spec.nu, size=(N_DRAWS, k))
-    else:
-        e = rng.standard_normal(size=(N_DRAWS, k))
-    y_rep = mu[:, None] + tau[:, None] * e + se * rng.standard_normal(size=(N_DRAWS, k))
     with np.errstate(invalid="ignore", over="ignore"):
         ybar_rep, q_rep = _stats(y_rep, w)
     ok = np.isfinite(ybar_rep) & np.isfinite(q_rep)

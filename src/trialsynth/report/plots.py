@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trialsynth.models.likelihood import prior_effects
 from trialsynth.report.style import (
     CHAIN_COLOURS,
     CHAIN_STYLES,
@@ -48,22 +49,9 @@ def _kde(x: np.ndarray, grid: np.ndarray, *, lower: float | None = None) -> np.n
 
 def _prior_predictive(fit: FitResult, n: int, seed: int) -> np.ndarray | None:
     """Draws of theta_new under the prior alone (None when a prior is improper)."""
-    priors = fit.priors
-    if priors.mu.family == "flat" or fit.spec.random_effects is None:
+    if fit.priors.mu.family == "flat" or fit.spec.random_effects is None:
         return None
-    if priors.tau.family == "flat":
-        return None
-    rng = np.random.default_rng([seed, 7])
-    mu = np.asarray(priors.mu.dist().rvs(size=n, random_state=rng), float)
-    tau = np.asarray(priors.tau.tau_dist().ppf(rng.uniform(size=n)), float)
-    if fit.spec.random_effects == "student-t":
-        # estimated nu (spec.nu None): one draw of nu from its prior per predictive draw
-        nu = fit.spec.nu
-        if nu is None:
-            nu = np.asarray(priors.nu.dist().rvs(size=n, random_state=rng), float)
-        eps = rng.standard_t(nu, size=n)
-    else:
-        eps = rng.standard_normal(size=n)
+    mu, tau, eps = prior_effects(fit.spec, fit.priors, n, np.random.default_rng([seed, 7]))
     return mu + tau * eps
 
 
