@@ -22,6 +22,7 @@ import pytest
 from scipy import special, stats
 
 from trialsynth.data.trials import load
+from trialsynth.models.design import design, observations
 from trialsynth.models.likelihood import (
     log_binomial,
     log_likelihood,
@@ -31,7 +32,7 @@ from trialsynth.models.likelihood import (
     prior_predictive,
     trial_effects,
 )
-from trialsynth.models.spec import ModelSpec, design, observations, resolve_priors
+from trialsynth.models.spec import ModelSpec, resolve_priors
 from trialsynth.priors.prior import PriorSet
 
 REL = 1e-9
@@ -123,7 +124,7 @@ def _tau_on_its_scale(model, priors: PriorSet, name: str, values: dict) -> float
 @pytest.mark.mcmc
 @pytest.mark.parametrize("case", list(CASES))
 def test_numpy_model_equals_the_pymc_model_at_a_point(case) -> None:
-    from trialsynth.models.spec import build_model
+    from trialsynth.models.pymc import build_model
 
     name, spec, prior_text = CASES[case]
     data = load(name)
@@ -188,7 +189,7 @@ def test_numpy_model_equals_the_pymc_model_at_a_point(case) -> None:
 def test_prior_predictive_matches_pymc(spec, prior_text) -> None:
     import pymc as pm
 
-    from trialsynth.models.spec import build_model
+    from trialsynth.models.pymc import build_model
 
     data = load("crins2014")
     priors = resolve_priors(spec, data, PriorSet.from_strings(**prior_text))

@@ -242,7 +242,8 @@ def test_tau2_and_precision_priors_of_the_grid_match_scipy(crins, prior, scipy_t
     """The PyMC model a scenario fits has the stated prior on tau (prior draws vs scipy)."""
     import pymc as pm
 
-    from trialsynth.models.spec import build_model, resolve_priors
+    from trialsynth.models.pymc import build_model
+    from trialsynth.models.spec import resolve_priors
 
     (scenario,) = [
         s for s in sens.plan(crins_spec({"tau": prior, "engine": "mcmc"}), crins) if not s.main

@@ -32,7 +32,8 @@ from trialsynth.engines.diagnostics import check, probability_mcse
 from trialsynth.engines.exact import exact_for
 from trialsynth.engines.mcmc import sample_values
 from trialsynth.engines.select import choose_engine
-from trialsynth.models.spec import ModelSpec, model_values, resolve_priors
+from trialsynth.models.pymc import model_values
+from trialsynth.models.spec import ModelSpec, resolve_priors
 from trialsynth.priors.prior import PriorSet
 
 #: Standard error that empties a trial of a normal likelihood in a masked MCMC step.

@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import special
 
+from trialsynth.models.design import design, observations
 from trialsynth.models.likelihood import log_binomial, log_likelihood
-from trialsynth.models.spec import ModelSpec, observations
+from trialsynth.models.spec import ModelError, ModelSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,8 +88,6 @@ def parse_models(text: str, data: TrialData, *, nu: float = 4.0) -> dict[str, Mo
         elif name.startswith("covariate:") and name.removeprefix("covariate:").strip():
             cols = tuple(c.strip() for c in name.removeprefix("covariate:").split("+"))
             spec = ModelSpec.from_options(model, data_kind=data.kind, covariates=cols)
-            from trialsynth.models.spec import ModelError, design
-
             try:  # unknown or non-numeric covariate: error now, not after the fits
                 design(spec, data)
             except ModelError as err:
@@ -227,8 +226,6 @@ def heldout_log_lik(fold: FitResult, data: TrialData, i: int) -> np.ndarray:
     -------
     ndarray, shape (chain, draw)
     """
-    from trialsynth.models.spec import design
-
     spec = fold.spec
     mu = fold.draws("mu")
     shape = mu.shape

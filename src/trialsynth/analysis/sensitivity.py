@@ -8,7 +8,7 @@ trial out, rows of given confidence, a covariate filter, another dataset). The
 :func:`plan` expands it into :class:`Scenario` objects and :func:`run` fits them.
 
 Speed: scenarios are grouped by the structure of their compiled model
-(:func:`trialsynth.models.spec.structure_key`) and each group goes to one worker, whose
+(:func:`trialsynth.models.pymc.structure_key`) and each group goes to one worker, whose
 per-process compile cache then refits with new data and hyperparameters without
 recompiling. ``workers=1`` runs in this process; more workers are separate processes
 (``spawn``); ``scheduler="tcp://HOST:PORT"`` sends the scenarios to a Dask distributed
@@ -677,7 +677,8 @@ def _groups(scenarios: Sequence[Scenario], workers: int) -> list[list[Scenario]]
     Each bin is a list run in order by one worker, so each worker compiles each of its
     structures once. A structure with many scenarios is split when bins would be idle.
     """
-    from trialsynth.models.spec import resolve_priors, structure_key
+    from trialsynth.models.pymc import structure_key
+    from trialsynth.models.spec import resolve_priors
 
     by_key: dict[Any, list[Scenario]] = {}
     for s in scenarios:

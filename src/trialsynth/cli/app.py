@@ -605,7 +605,7 @@ def fit(
         subgroup_tau=subgroup_tau,
         covariates=tuple(covariate or ()),
     )
-    from trialsynth.models.spec import design as check_design
+    from trialsynth.models.design import design as check_design
 
     check_design(spec, trials)  # unknown subgroup/covariate columns: one-line error now
     for notice in trials.notices:

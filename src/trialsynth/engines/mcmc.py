@@ -15,7 +15,7 @@ Every MCMC fit compiles in one form (:func:`compile_model`), whichever path asks
 The same analysis and seed therefore give bit-identical draws by every path, in one
 process or many, with a cold or a warm cache, given the same versions and CPU target
 (:func:`numerics`, recorded in the provenance). Compiled models are also kept in a
-per-process cache keyed by :func:`trialsynth.models.spec.structure_key`.
+per-process cache keyed by :func:`trialsynth.models.pymc.structure_key`.
 """
 
 from __future__ import annotations
@@ -33,15 +33,10 @@ from trialsynth.core.settings import MAX_BINOMIAL_ARM, RETRY_TARGET_ACCEPT, Samp
 from trialsynth.engines import compile_cache, nutpie_wrappers
 from trialsynth.engines.base import EngineFit, Progress, _quiet
 from trialsynth.engines.diagnostics import check
+from trialsynth.models.design import design
 from trialsynth.models.likelihood import trial_effects
-from trialsynth.models.spec import (
-    ModelError,
-    ModelSpec,
-    build_model,
-    design,
-    model_values,
-    structure_key,
-)
+from trialsynth.models.pymc import build_model, model_values, structure_key
+from trialsynth.models.spec import ModelError, ModelSpec
 from trialsynth.priors.prior import PriorSet
 
 if TYPE_CHECKING:
@@ -190,7 +185,7 @@ def sample_values(
 ) -> tuple[Any, bool]:
     """Sample the reusable compiled model of this structure with other ``pm.Data`` values.
 
-    ``values`` replace :func:`~trialsynth.models.spec.model_values` (same names and shapes),
+    ``values`` replace :func:`~trialsynth.models.pymc.model_values` (same names and shapes),
     e.g. a cumulative meta-analysis whose later trials have empty arms (no likelihood):
     every step is one ``with_data`` of one compiled model. Returns the derived draws (as
     :func:`derive`, labelled with ``data``'s studies) and whether the model was compiled now.

@@ -20,8 +20,8 @@ from trialsynth.analysis.absolute import attach_absolute
 from trialsynth.core.errors import TrialsynthError
 from trialsynth.core.settings import SamplerSettings
 from trialsynth.data.trials import DataError, TrialData
+from trialsynth.models.design import design as check_design
 from trialsynth.models.spec import MODELS, ModelError, ModelSpec
-from trialsynth.models.spec import design as check_design
 from trialsynth.priors.prior import PriorError, PriorSet, parse_prior
 from trialsynth.results.fitting import fit as do_fit
 

@@ -1,6 +1,6 @@
 """The model in numpy: the one definition every consumer of the model's densities calls.
 
-:func:`trialsynth.models.spec.build_model` writes the model for the sampler (PyMC). Everything
+:func:`trialsynth.models.pymc.build_model` writes the model for the sampler (PyMC). Everything
 else that needs the model's arithmetic takes it from here, so the two definitions are the only
 ones and ``tests/test_likelihood.py`` holds them together (PyMC's own ``logp`` at a point):
 
@@ -32,7 +32,8 @@ import numpy as np
 from scipy import special, stats
 
 if TYPE_CHECKING:
-    from trialsynth.models.spec import Design, ModelSpec
+    from trialsynth.models.design import Design
+    from trialsynth.models.spec import ModelSpec
     from trialsynth.priors.prior import PriorSet
 
 __all__ = [
@@ -71,7 +72,7 @@ def log_likelihood(
     spec : ModelSpec
         Says which likelihood.
     obs : mapping
-        The observations as the model holds them (:func:`trialsynth.models.spec.observations`,
+        The observations as the model holds them (:func:`trialsynth.models.design.observations`,
         or a result's ``observed_data``): ``events_t, n_t, events_c, n_c`` or ``y, se``.
     theta : ndarray, shape (..., k)
         Trial effects (log odds ratios).
@@ -121,9 +122,9 @@ def log_prior(spec: ModelSpec, priors: PriorSet, draws: Mapping[str, Any]) -> di
         values = np.asarray(logpdf(np.asarray(draws[name])), dtype=float)
         return values.reshape(*values.shape[:2], -1).sum(axis=-1)
 
-    out = {"mu": total(priors.mu.dist().logpdf, "mu_subgroup" if spec.subgroup else "mu")}
+    out = {"mu": total(priors.mu.dist().logpdf, spec.mu_name)}
     if spec.random_effects is not None:
-        out["tau"] = total(priors.tau.tau_dist().logpdf, _tau_name(spec))
+        out["tau"] = total(priors.tau.tau_dist().logpdf, spec.tau_name)
     if spec.covariates:
         out["beta"] = total(priors.beta.dist().logpdf, "beta")
     if spec.likelihood == "binomial":
@@ -131,10 +132,6 @@ def log_prior(spec: ModelSpec, priors: PriorSet, draws: Mapping[str, Any]) -> di
     if spec.estimate_nu:
         out["nu"] = total(priors.nu.dist().logpdf, "nu")
     return out
-
-
-def _tau_name(spec: ModelSpec) -> str:
-    return "tau_subgroup" if spec.separate_tau else "tau"
 
 
 # --------------------------------------------------------------------------- trial effects

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from trialsynth.models.spec import Design, ModelSpec, design, model_values, resolve_priors
-from trialsynth.models.spec import structure_key as _structure_key
+from trialsynth.models.design import Design, design
+from trialsynth.models.pymc import model_values
+from trialsynth.models.pymc import structure_key as _structure_key
+from trialsynth.models.spec import ModelSpec, resolve_priors
 from trialsynth.priors.prior import PriorSet
 
 if TYPE_CHECKING:

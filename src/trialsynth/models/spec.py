@@ -1,14 +1,9 @@
-"""Random-effects model specifications and their PyMC builders.
+"""Random-effects model specifications: which model to fit, checked against the data kind.
 
-A :class:`ModelSpec` names a model (likelihood and random-effects distribution); the
-builder turns spec + data + priors into a ``pm.Model`` whose observations and prior
-hyperparameters are all ``pm.Data``. :func:`structure_key` says which of those a
-compiled model does *not* depend on: two analyses with the same key can share one
-compiled model (``nutpie``'s ``with_data``).
-
-Parameterisation (non-centred, as recommended for few trials):
-``theta_i = mu + tau * z_i``, ``z_i ~ Normal(0, 1)`` (or Student-t with ``nu`` degrees of
-freedom for robust random effects); the common-effect model has ``theta_i = mu``.
+A :class:`ModelSpec` names a model (likelihood, random-effects distribution, subgroups,
+covariates). What the model sees of the data is :mod:`trialsynth.models.design`; the model
+itself is written twice, for the sampler (:mod:`trialsynth.models.pymc`) and in numpy for
+everything else (:mod:`trialsynth.models.likelihood`).
 """
 
 from __future__ import annotations
@@ -16,15 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
-from trialsynth.priors.prior import PriorSet, hyper_values, pymc_variable
-from trialsynth.priors.prior import structure_key as prior_key
-
 if TYPE_CHECKING:
-    import pymc as pm
-
     from trialsynth.data.trials import TrialData
+    from trialsynth.priors.prior import PriorSet
 
 MODELS = ("binomial-normal", "normal-normal", "common-effect")
 LIKELIHOODS = ("binomial", "normal")
@@ -185,93 +174,15 @@ class ModelSpec:
             and (self.random_effects is not None)
         )
 
+    @property
+    def mu_name(self) -> str:
+        """The model's variable under the mu prior: ``mu``, or ``mu_subgroup`` (one a level)."""
+        return "mu_subgroup" if self.subgroup else "mu"
 
-@dataclass(frozen=True)
-class Design:
-    """Subgroup membership and centred covariates of the trials (what the model uses)."""
-
-    levels: tuple[str, ...] = ()
-    group: np.ndarray | None = None  # index into levels, per trial
-    covariates: tuple[str, ...] = ()
-    x: np.ndarray | None = None  # (k, p), centred
-    centre: tuple[float, ...] = ()
-
-
-def design(spec: ModelSpec, data: TrialData) -> Design:
-    """Subgroup indices and the centred covariate matrix, with clear errors."""
-    cov = data.covariates
-    levels: tuple[str, ...] = ()
-    group = None
-    if spec.subgroup:
-        if spec.subgroup not in cov.columns:
-            raise ModelError(
-                f"subgroup column {spec.subgroup!r} is not in the data; "
-                f"valid: {', '.join(map(str, cov.columns)) or '(no covariate columns)'}"
-            )
-        values = cov[spec.subgroup].loc[list(data.study)]
-        missing = [s for s, v in zip(data.study, values, strict=True) if _blank(v)]
-        if missing:
-            raise ModelError(f"subgroup column {spec.subgroup!r} has no value for {missing[0]!r}")
-        labels = [str(v) for v in values]
-        levels = tuple(sorted(set(labels)))
-        if len(levels) < 2:
-            raise ModelError(
-                f"subgroup column {spec.subgroup!r} has a single level ({levels[0]!r}): "
-                "nothing to compare"
-            )
-        group = np.array([levels.index(v) for v in labels], dtype=np.int64)
-    x = None
-    centre: tuple[float, ...] = ()
-    if spec.covariates:
-        cols = []
-        for name in spec.covariates:
-            if name not in cov.columns:
-                raise ModelError(
-                    f"covariate {name!r} is not in the data; "
-                    f"valid: {', '.join(map(str, cov.columns)) or '(no covariate columns)'}"
-                )
-            try:
-                col = cov[name].loc[list(data.study)].to_numpy(dtype=float)
-            except (TypeError, ValueError):
-                raise ModelError(f"covariate {name!r} is not numeric") from None
-            if not np.isfinite(col).all():
-                bad = data.study[int(np.flatnonzero(~np.isfinite(col))[0])]
-                raise ModelError(f"covariate {name!r} has no value for {bad!r}")
-            if np.ptp(col) == 0:
-                raise ModelError(f"covariate {name!r} is constant across trials")
-            cols.append(col)
-        raw = np.column_stack(cols)
-        centre = tuple(float(c) for c in raw.mean(axis=0))
-        x = raw - raw.mean(axis=0)
-    return Design(levels=levels, group=group, covariates=spec.covariates, x=x, centre=centre)
-
-
-def _blank(v: object) -> bool:
-    return v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == ""
-
-
-def observations(spec: ModelSpec, data: TrialData) -> dict[str, np.ndarray]:
-    """The observed data of the model (per trial) as ``pm.Data`` values."""
-    if spec.likelihood == "binomial":
-        return {
-            "events_t": np.asarray(data.events_t, dtype=np.int64),
-            "n_t": np.asarray(data.n_t, dtype=np.int64),
-            "events_c": np.asarray(data.events_c, dtype=np.int64),
-            "n_c": np.asarray(data.n_c, dtype=np.int64),
-        }
-    lor = data.contrasts(correction=spec.correction)
-    return {"y": np.asarray(lor.y, dtype=float), "se": np.asarray(lor.se, dtype=float)}
-
-
-def design_values(spec: ModelSpec, data: TrialData) -> dict[str, np.ndarray]:
-    """Subgroup index and covariate matrix as ``pm.Data`` values (may be empty)."""
-    d = design(spec, data)
-    out: dict[str, np.ndarray] = {}
-    if d.group is not None:
-        out["group"] = d.group
-    if d.x is not None:
-        out["x"] = d.x
-    return out
+    @property
+    def tau_name(self) -> str:
+        """The model's variable under the tau prior: ``tau``, or ``tau_subgroup`` (separate)."""
+        return "tau_subgroup" if self.separate_tau else "tau"
 
 
 def resolve_priors(spec: ModelSpec, data: TrialData, priors: PriorSet) -> PriorSet:
@@ -280,104 +191,3 @@ def resolve_priors(spec: ModelSpec, data: TrialData, priors: PriorSet) -> PriorS
         return priors
     se = data.contrasts(correction=spec.correction).se
     return replace(priors, tau=priors.tau.resolve(se))
-
-
-def model_values(spec: ModelSpec, data: TrialData, priors: PriorSet) -> dict[str, np.ndarray]:
-    """Every ``pm.Data`` value of the model: observations and prior hyperparameters."""
-    values = observations(spec, data) | design_values(spec, data)
-    values |= hyper_values(priors.mu, _mu_name(spec))
-    if spec.random_effects is not None:
-        values |= hyper_values(priors.tau, _tau_name(spec))
-    if spec.likelihood == "binomial":
-        values |= hyper_values(priors.baseline, "alpha")
-    if spec.covariates:
-        values |= hyper_values(priors.beta, "beta")
-    if spec.estimate_nu:
-        values |= hyper_values(priors.nu, "nu")
-    return values
-
-
-def _mu_name(spec: ModelSpec) -> str:
-    return "mu_subgroup" if spec.subgroup else "mu"
-
-
-def _tau_name(spec: ModelSpec) -> str:
-    return "tau_subgroup" if spec.separate_tau else "tau"
-
-
-def structure_key(spec: ModelSpec, data: TrialData, priors: PriorSet) -> tuple[Any, ...]:
-    """What a compiled model depends on: spec, number of trials and prior families."""
-    d = design(spec, data)
-    key: tuple[Any, ...] = (spec, data.k, len(d.levels), prior_key(priors.mu))
-    if spec.random_effects is not None:
-        key += (prior_key(priors.tau),)
-    if spec.likelihood == "binomial":
-        key += (prior_key(priors.baseline),)
-    if spec.covariates:
-        key += (prior_key(priors.beta),)
-    if spec.estimate_nu:
-        key += (prior_key(priors.nu),)
-    return key
-
-
-def build_model(spec: ModelSpec, data: TrialData, priors: PriorSet) -> pm.Model:
-    """Build the PyMC model.
-
-    ``priors`` must already be resolved against the data (:func:`resolve_priors`).
-    Posterior variables: ``mu``, ``tau`` (absent for common effect) on the log odds
-    ratio scale, ``alpha`` (control-arm log-odds, binomial likelihood) and the
-    non-centred ``z``; the trial effects ``theta = mu + tau * z`` are added after
-    sampling by `trialsynth.engines.mcmc.add_theta`.
-    """
-    import pymc as pm
-
-    obs = observations(spec, data)
-    des = design(spec, data)
-    coords: dict[str, list[str]] = {"study": list(data.study)}
-    if des.levels:
-        coords["subgroup"] = list(des.levels)
-    if des.covariates:
-        coords["covariate"] = list(des.covariates)
-    with pm.Model(coords=coords) as model:
-        d = {name: pm.Data(name, value, dims="study") for name, value in obs.items()}
-        # theta is not a Deterministic: nutpie would compile an extra expansion for it
-        # (about 2 s); engines.mcmc.derive computes it from the draws exactly.
-        if des.levels:
-            group = pm.Data("group", des.group, dims="study")
-            mu = pymc_variable(priors.mu, "mu_subgroup", dims="subgroup")[group]
-        else:
-            mu = pymc_variable(priors.mu, "mu")
-        if des.covariates:
-            x = pm.Data("x", des.x, dims=("study", "covariate"))
-            beta = pymc_variable(priors.beta, "beta", dims="covariate")
-            mu = mu + pm.math.dot(x, beta)
-        if spec.random_effects is None:
-            theta = mu
-        else:
-            if spec.separate_tau:
-                tau = pymc_variable(priors.tau, "tau_subgroup", dims="subgroup")[group]
-            else:
-                tau = pymc_variable(priors.tau, "tau")
-            if spec.random_effects == "normal":
-                z = pm.Normal("z", 0.0, 1.0, dims="study")
-            else:
-                if spec.nu is None:
-                    # estimated nu: t as a scale mixture of normals, z = e * sqrt(w) with
-                    # e ~ N(0, 1), w ~ InvGamma(nu/2, nu/2): fewer divergences than a
-                    # StudentT z whose shape moves with nu (engines.mcmc.derive rebuilds z)
-                    nu = pymc_variable(priors.nu, "nu")
-                    e = pm.Normal("z_normal", 0.0, 1.0, dims="study")
-                    w = pm.InverseGamma("z_scale2", alpha=nu / 2, beta=nu / 2, dims="study")
-                    z = e * pm.math.sqrt(w)
-                else:
-                    z = pm.StudentT("z", nu=spec.nu, mu=0.0, sigma=1.0, dims="study")
-            theta = mu + tau * z
-        if spec.likelihood == "binomial":
-            alpha = pymc_variable(priors.baseline, "alpha", dims="study")
-            pm.Binomial("obs_c", n=d["n_c"], logit_p=alpha, observed=d["events_c"], dims="study")
-            pm.Binomial(
-                "obs_t", n=d["n_t"], logit_p=alpha + theta, observed=d["events_t"], dims="study"
-            )
-        else:
-            pm.Normal("obs_y", mu=theta, sigma=d["se"], observed=d["y"], dims="study")
-    return model

@@ -22,7 +22,8 @@ from trialsynth import __version__
 from trialsynth.core.errors import TrialsynthError
 from trialsynth.core.frequentist import classical_summary
 from trialsynth.engines.mcmc import numerics
-from trialsynth.models.spec import ModelSpec, observations, resolve_priors
+from trialsynth.models.design import observations
+from trialsynth.models.spec import ModelSpec, resolve_priors
 from trialsynth.priors.prior import ROLES, PriorSet
 
 if TYPE_CHECKING:
