@@ -24,7 +24,7 @@ from scipy.special import expit
 from trialsynth.analysis.assurance import Criterion, observed_log_or, simulate
 from trialsynth.analysis.loo import loo_trials
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import load
+from trialsynth.data import load
 from trialsynth.engines.mcmc import clear_cache
 from trialsynth.models.spec import ModelSpec
 from trialsynth.results.fitting import fit

@@ -116,11 +116,11 @@ def main(argv: list[str] | None = None) -> None:
 def mcmc_baseline(y: np.ndarray, se: np.ndarray, repeats: int) -> float:
     """Median wall time of a warm MCMC fit (compile excluded) of the k = 6 model."""
     from trialsynth.core.settings import SamplerSettings
-    from trialsynth.data.trials import TrialData
+    from trialsynth.data import ContrastData
     from trialsynth.models.spec import ModelSpec
     from trialsynth.results.fitting import fit
 
-    data = TrialData("bench", "contrast", tuple(f"t{i}" for i in range(y.size)), log_or=y, se=se)
+    data = ContrastData("bench", tuple(f"t{i}" for i in range(y.size)), log_or=y, se=se)
     spec = ModelSpec(likelihood="normal")
 
     def one(seed: int) -> float:

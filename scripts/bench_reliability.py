@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import TrialData, load
+from trialsynth.data import ArmData, load
 from trialsynth.models.conflict import prior_predictive_check
 from trialsynth.models.spec import ModelSpec, resolve_priors
 from trialsynth.priors.prior import PriorSet
@@ -76,9 +76,8 @@ def main() -> None:
     print("| ---: | ---: | ---: | ---: | --- |")
     risks = [(0.30, 0.20), (0.25, 0.24), (0.10, 0.11), (0.20, 0.18)]
     for n in (10**5, 10**6, 10**7):
-        trials = TrialData(
+        trials = ArmData(
             f"n={n}",
-            "arm",
             ["A", "B", "C", "D"],
             events_t=[int(pt * n) for pt, _ in risks],
             n_t=[n] * 4,

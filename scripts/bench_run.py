@@ -70,7 +70,7 @@ SPLIT = textwrap.dedent(
     t0 = time.perf_counter()
     import pymc, arviz, nutpie  # noqa: F401
     from trialsynth.cli.app import _write_outputs
-    from trialsynth.data.trials import load
+    from trialsynth.data import load
     from trialsynth.results.fitting import fit
     from trialsynth.models.analysis import load_spec
     t_import = time.perf_counter() - t0

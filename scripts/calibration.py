@@ -31,7 +31,7 @@ import numpy as np
 from scipy import stats
 
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import TrialData, load
+from trialsynth.data import ArmData, TrialData, load
 from trialsynth.results.fitting import fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,9 +60,8 @@ def simulate(
     n_c = rng.integers(20, 101, size=k)
     p_c = 1 / (1 + np.exp(-alpha))
     p_t = 1 / (1 + np.exp(-(alpha + theta)))
-    return TrialData(
+    return ArmData(
         f"sim(k={k})",
-        "arm",
         [f"trial {i + 1}" for i in range(k)],
         events_t=rng.binomial(n_t, p_t),
         n_t=n_t,

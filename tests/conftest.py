@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import load
+from trialsynth.data import load
 from trialsynth.engines import mcmc as mcmc_engine
 from trialsynth.models.spec import ModelSpec
 from trialsynth.priors.prior import PriorSet, parse_prior

@@ -155,8 +155,8 @@ def test_architecture_md_lists_every_module() -> None:
 @pytest.mark.parametrize(
     "code",
     [
-        "import trialsynth.data.trials",
-        "from trialsynth.data.trials import load\nfrom trialsynth.results.fitting import fit\n"
+        "import trialsynth.data",
+        "from trialsynth.data import load\nfrom trialsynth.results.fitting import fit\n"
         "from trialsynth.models.spec import ModelSpec\n"
         "r = fit(load('crins2014'), spec=ModelSpec(likelihood='normal'), engine='exact')\n"
         "assert r.summary()['engine'] == 'exact'",

@@ -29,7 +29,7 @@ from trialsynth.analysis.assurance import (
 )
 from trialsynth.cli.app import main
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import load
+from trialsynth.data import load
 from trialsynth.results.base import FitResult
 from trialsynth.results.fitting import fit
 

@@ -24,7 +24,7 @@ import pytest
 
 from trialsynth.cli.app import main
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import DataError, load
+from trialsynth.data import DataError, load
 from trialsynth.engines import mcmc as fit_module
 from trialsynth.models.analysis import SpecError, load_spec
 from trialsynth.models.spec import ModelError

@@ -22,7 +22,7 @@ import typer.main
 
 from trialsynth.cli import app as cli
 from trialsynth.cli.app import main
-from trialsynth.data.trials import load
+from trialsynth.data import load
 from trialsynth.results.base import FitResult
 
 MODELS = Path(__file__).resolve().parents[1] / "models"

@@ -28,7 +28,7 @@ from trialsynth.analysis.loo import (
 )
 from trialsynth.cli.app import main
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import TrialData, load
+from trialsynth.data import ArmData, TrialData, load
 from trialsynth.models.spec import ModelSpec
 from trialsynth.priors.prior import PriorSet
 from trialsynth.results.fitting import fit
@@ -43,9 +43,8 @@ def simulated(k: int, tau: float, seed: int, n: int = 100) -> TrialData:
     rng = np.random.default_rng(seed)
     a = math.log(0.3 / 0.7)
     theta = rng.normal(0.0, tau, k)
-    return TrialData(
+    return ArmData(
         f"sim-tau{tau}",
-        "arm",
         [f"trial {i + 1}" for i in range(k)],
         events_t=rng.binomial(n, expit(a + theta)),
         n_t=[n] * k,
@@ -123,9 +122,8 @@ def test_expected_over_student_t_effects_matches_quadrature():
 @pytest.mark.mcmc
 def test_refit_elpd_equals_direct_computation_common_effect():
     """Common effect, 3 trials: p(y_i | y_-i) by 1-D quadrature over mu (no MCMC)."""
-    data = TrialData(
+    data = ArmData(
         "three",
-        "arm",
         ["a", "b", "c"],
         events_t=[30, 12, 45],
         n_t=[50, 40, 80],

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from trialsynth.core import effects
-from trialsynth.data.trials import (
+from trialsynth.data import (
     SHIPPED_DATASETS,
     STANDARD_COLUMNS,
+    ArmData,
+    ContrastData,
     DataError,
     Exclusion,
-    TrialData,
     load,
 )
 
@@ -65,7 +66,7 @@ def test_ivig_rm_excludes_stephenson_1998_with_notice() -> None:
         "excluded Stephenson 1998 (row 5): per-arm events missing (confidence: missing)"
         in data.notices
     )
-    assert data.log_or is None and data.se is None
+    assert isinstance(data, ArmData) and not hasattr(data, "log_or")
     i = data.study.index("Coulam 1995")
     assert (data.events_t[i], data.n_t[i], data.events_c[i], data.n_c[i]) == (18, 29, 11, 32)
 
@@ -398,7 +399,7 @@ def test_contrast_level_input(tmp_path: Path) -> None:
     path = write(tmp_path, "study,log_or,se,year\nA,0.1,0.5,2001\nB,-0.3,0.25,2002\n")
     data = load(path)
     assert data.kind == "contrast"
-    assert data.events_t is None and data.n_c is None
+    assert isinstance(data, ContrastData) and not hasattr(data, "events_t")
     np.testing.assert_array_equal(data.log_or, [0.1, -0.3])
     lor = data.contrasts()
     np.testing.assert_array_equal(lor.y, [0.1, -0.3])
@@ -618,20 +619,16 @@ def test_arrays_and_fields_are_immutable() -> None:
 
 def test_construction_copies_inputs() -> None:
     events = np.array([1, 2])
-    data = TrialData(
-        "sim", "arm", ["a", "b"], events_t=events, n_t=[5, 5], events_c=[0, 1], n_c=[5, 6]
-    )
+    data = ArmData("sim", ["a", "b"], events_t=events, n_t=[5, 5], events_c=[0, 1], n_c=[5, 6])
     events[0] = 4
     assert data.events_t[0] == 1
 
 
 def test_direct_construction_validates() -> None:
     with raises("sim", " row 2, column 'events_c': events (7) exceed the arm size n_c (6)"):
-        TrialData(
-            "sim", "arm", ["a", "b"], events_t=[1, 2], n_t=[5, 5], events_c=[0, 7], n_c=[5, 6]
-        )
+        ArmData("sim", ["a", "b"], events_t=[1, 2], n_t=[5, 5], events_c=[0, 7], n_c=[5, 6])
     with raises("sim", " row 1, column 'se': standard error must be positive (got 0)"):
-        TrialData("sim", "contrast", ["a"], log_or=[0.1], se=[0.0])
+        ContrastData("sim", ["a"], log_or=[0.1], se=[0.0])
 
 
 def test_sha256_independent_of_path_and_sensitive_to_counts(tmp_path: Path) -> None:
@@ -649,7 +646,7 @@ def test_sha256_independent_of_path_and_sensitive_to_counts(tmp_path: Path) -> N
 
 
 def test_sha256_stable_across_processes() -> None:
-    code = "from trialsynth.data.trials import load; print(load('ivig_rm').sha256)"
+    code = "from trialsynth.data import load; print(load('ivig_rm').sha256)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()

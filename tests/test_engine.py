@@ -15,7 +15,7 @@ import pytest
 from trialsynth.analysis.agreement import AGREEMENT_Z, engine_agreement
 from trialsynth.cli.app import main
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import TrialData, load
+from trialsynth.data import ArmData, load
 from trialsynth.engines.notices import likelihood_notice
 from trialsynth.engines.select import choose_engine
 from trialsynth.models.spec import ModelError, ModelSpec
@@ -177,9 +177,8 @@ def test_likelihood_notice_thresholds() -> None:
 @pytest.mark.mcmc
 def test_sparse_binomial_fit_says_the_likelihoods_differ() -> None:
     # rare events with zero cells: the 0.5 correction pulls the normal-normal log-ORs to 0
-    data = TrialData(
+    data = ArmData(
         "sparse",
-        "arm",
         ("a", "b", "c", "d", "e"),
         events_t=np.array([0, 0, 1, 0, 0]),
         n_t=np.array([100, 120, 90, 110, 100]),

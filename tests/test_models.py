@@ -15,7 +15,7 @@ from scipy import stats
 
 from trialsynth.core.effects import log_odds_ratios
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import TrialData, load
+from trialsynth.data import ArmData, TrialData, load
 from trialsynth.models.spec import ModelError, ModelSpec
 from trialsynth.priors.prior import PriorSet, parse_prior
 from trialsynth.results.fitting import fit
@@ -131,9 +131,8 @@ def _simulate(k: int, mu: float, tau: float, n: int, seed: int) -> TrialData:
     alpha = rng.normal(-0.3, 0.5, size=k)
     theta = rng.normal(mu, tau, size=k)
     p_c, p_t = 1 / (1 + np.exp(-alpha)), 1 / (1 + np.exp(-(alpha + theta)))
-    return TrialData(
+    return ArmData(
         "simulated",
-        "arm",
         tuple(f"trial {i + 1}" for i in range(k)),
         events_t=rng.binomial(n, p_t),
         n_t=np.full(k, n),
@@ -160,9 +159,8 @@ def test_recovery_of_planted_mu_and_tau(model):
 
 @pytest.mark.mcmc
 def test_zero_event_arms_and_double_zero_trials_fit():
-    data = TrialData(
+    data = ArmData(
         "zeros",
-        "arm",
         ("a", "b", "c", "d"),
         events_t=np.array([0, 0, 3, 1]),
         n_t=np.array([20, 15, 30, 25]),

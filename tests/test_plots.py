@@ -16,7 +16,7 @@ from matplotlib.patches import Polygon
 from scipy import stats
 
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import load
+from trialsynth.data import load
 from trialsynth.engines.diagnostics import Diagnostics
 from trialsynth.models.spec import ModelSpec
 from trialsynth.report import forest, plots, style

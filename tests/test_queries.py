@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import load
+from trialsynth.data import load
 from trialsynth.results.fitting import fit
 from trialsynth.results.queries import QueryError, benefit_curve, parse_query
 

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from trialsynth.cli.app import main
 from trialsynth.core.files import JOURNAL, commit_files, recover
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import DataError, TrialData, load
+from trialsynth.data import ContrastData, DataError, load
 from trialsynth.engines import mcmc as fit_module
 from trialsynth.models.conflict import CONFLICT_LEVEL, prior_predictive_check
 from trialsynth.models.spec import ModelSpec, resolve_priors
@@ -405,7 +405,7 @@ def test_conflict_false_alarm_rate_under_the_prior() -> None:
         se = rng.uniform(0.2, 0.6, size=k)
         mu, tau = rng.normal(0, 2.82), abs(rng.normal(0, 0.5))
         y = mu + tau * rng.standard_normal(k) + se * rng.standard_normal(k)
-        data = TrialData("sim", "contrast", [f"t{j}" for j in range(k)], log_or=y, se=se)
+        data = ContrastData("sim", [f"t{j}" for j in range(k)], log_or=y, se=se)
         priors = resolve_priors(spec, data, PriorSet())
         flagged += bool(prior_predictive_check(data, spec, priors, seed=i).notices(priors))
     assert flagged / 300 < 0.044

@@ -24,7 +24,7 @@ from scipy import stats
 from trialsynth.analysis import sensitivity as sens
 from trialsynth.cli.app import main
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import load
+from trialsynth.data import load
 from trialsynth.models.analysis import AnalysisSpec, load_spec
 
 #: crins2014 high-accuracy posterior (bayesmeta 3.4, delta=1e-5, epsilon=1e-8; Roever 2020

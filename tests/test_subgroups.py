@@ -17,7 +17,7 @@ import pytest
 from trialsynth.cli.app import main
 from trialsynth.core.meta_regression import meta_regression
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import TrialData, load
+from trialsynth.data import TrialData, load
 from trialsynth.engines.diagnostics import probability_mcse
 from trialsynth.engines.mcmc import parameter_names
 from trialsynth.models.analysis import SpecError, load_spec

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from trialsynth.core.settings import SamplerSettings
-    from trialsynth.data.trials import TrialData
+    from trialsynth.data import TrialData
     from trialsynth.priors.prior import PriorSet
     from trialsynth.results.base import FitResult
 

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from trialsynth.core.settings import SamplerSettings
-    from trialsynth.data.trials import TrialData
+    from trialsynth.data import TrialData
     from trialsynth.models.analysis import AnalysisSpec
     from trialsynth.results.base import FitResult
 
@@ -230,7 +230,7 @@ def parse_section(table: dict[str, Any], *, where: str = "[sensitivity]") -> Sen
 
 def spec_data(spec: AnalysisSpec) -> TrialData:
     """The spec's data after its ``[data] exclude`` list (the base of every scenario)."""
-    from trialsynth.data.trials import load
+    from trialsynth.data import load
 
     data = load(
         spec.data_source(), columns=spec.columns or None, min_trials=1, outcome=spec.outcome
@@ -307,7 +307,7 @@ def _select_data(
     choice: str, base: TrialData, spec_path: Path | None
 ) -> list[tuple[str, TrialData]]:
     """The datasets of one data choice, labelled (leave-one-out gives k of them)."""
-    from trialsynth.data.trials import DataError, load
+    from trialsynth.data import DataError, load
 
     low = choice.lower()
     if low == "all":

@@ -342,7 +342,7 @@ def _load_data(
     columns: dict[str, str] | None = None,
     outcome: str | None = None,
 ) -> Any:
-    from trialsynth.data.trials import load
+    from trialsynth.data import load
 
     data = load(source, columns=columns or None, min_trials=min_trials, outcome=outcome)
     return data
@@ -709,7 +709,7 @@ def run(
     check_options(spec.control_risk, spec.mcid, spec.benefit, f"{spec_path} [analysis]")
     settings = spec.sampler if seed is None else replace(spec.sampler, seed=seed)
     folder = out_dir or spec.output_dir()
-    from trialsynth.data.trials import SHIPPED_DATASETS
+    from trialsynth.data import SHIPPED_DATASETS
 
     if not Path(spec.data_source()).is_file() and spec.data_source() not in SHIPPED_DATASETS:
         raise CLIError(
@@ -1497,7 +1497,7 @@ def main(argv: list[str] | None = None) -> int:
     from trialsynth.analysis.assurance import AssuranceError
     from trialsynth.analysis.loo import CompareError
     from trialsynth.analysis.sensitivity import SensitivityError
-    from trialsynth.data.trials import DataError
+    from trialsynth.data import DataError
     from trialsynth.models.analysis import SpecError
     from trialsynth.models.spec import ModelError
     from trialsynth.priors.prior import PriorError

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trialsynth.core.settings import MAX_BINOMIAL_ARM, RETRY_TARGET_ACCEPT, SamplerSettings
+from trialsynth.data import ArmData
 from trialsynth.engines import compile_cache, nutpie_wrappers
 from trialsynth.engines.base import EngineFit, Progress, _quiet
 from trialsynth.engines.diagnostics import check
@@ -40,7 +41,7 @@ from trialsynth.models.spec import ModelError, ModelSpec
 from trialsynth.priors.prior import PriorSet
 
 if TYPE_CHECKING:
-    from trialsynth.data.trials import TrialData
+    from trialsynth.data import TrialData
     from trialsynth.models.problem import Problem
 
 COMPILE_FORM = compile_cache.COMPILE_FORM
@@ -248,9 +249,8 @@ def check_sampleable(spec: ModelSpec, data: TrialData) -> None:
     ModelError
         A binomial likelihood with an arm larger than :data:`MAX_BINOMIAL_ARM`.
     """
-    if spec.likelihood != "binomial" or data.kind != "arm":
+    if spec.likelihood != "binomial" or not isinstance(data, ArmData):
         return
-    assert data.n_t is not None and data.n_c is not None
     sizes = np.maximum(data.n_t, data.n_c)
     i = int(np.argmax(sizes))
     if sizes[i] > MAX_BINOMIAL_ARM:

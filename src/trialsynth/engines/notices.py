@@ -10,7 +10,7 @@ from trialsynth.engines.exact import exact_for, exact_unavailable
 from trialsynth.models.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from trialsynth.data.trials import TrialData
+    from trialsynth.data import TrialData
     from trialsynth.priors.prior import PriorSet
     from trialsynth.results.base import FitResult
 

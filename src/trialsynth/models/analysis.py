@@ -90,7 +90,7 @@ class AnalysisSpec:
     cumulative: str | None = None
 
     def data_source(self) -> str:
-        """The data argument for :func:`trialsynth.data.trials.load` (paths made absolute)."""
+        """The data argument for :func:`trialsynth.data.load` (paths made absolute)."""
         candidate = Path(self.source)
         if self.path is not None and not candidate.is_absolute() and candidate.suffix:
             return str((self.path.parent / candidate).resolve())

@@ -4,7 +4,7 @@ The rule (documented in the README, reliability section): draw ``mu`` and ``tau`
 their priors, trial effects ``theta_i = mu + tau * e_i`` (normal or Student-t, with an
 estimated ``nu`` drawn from its prior), and replicated estimates ``y_i = theta_i + se_i * z_i``
 with each trial's own standard error (the normal approximation, with 0.5 added to the cells
-of zero-cell trials, as in :meth:`trialsynth.data.trials.TrialData.contrasts`); the draws are
+of zero-cell trials, as in :meth:`trialsynth.data.TrialData.contrasts`); the draws are
 :func:`trialsynth.models.likelihood.prior_predictive`. Two statistics of the observed log-ORs are
 compared with their prior predictive distribution:
 
@@ -31,7 +31,7 @@ import numpy as np
 from trialsynth.models.likelihood import prior_predictive
 
 if TYPE_CHECKING:
-    from trialsynth.data.trials import TrialData
+    from trialsynth.data import TrialData
     from trialsynth.models.spec import ModelSpec
     from trialsynth.priors.prior import PriorSet
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from trialsynth.core.effects import LogOddsRatios
-    from trialsynth.data.trials import TrialData
+    from trialsynth.data import TrialData
 
 
 @dataclass(frozen=True, eq=False)

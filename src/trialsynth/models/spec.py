@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from trialsynth.data.trials import TrialData
+    from trialsynth.data import TrialData
     from trialsynth.priors.prior import PriorSet
 
 MODELS = ("binomial-normal", "normal-normal", "common-effect")

@@ -20,7 +20,7 @@ from trialsynth.models.problem import Problem
 from trialsynth.results.base import FitResult
 
 if TYPE_CHECKING:
-    from trialsynth.data.trials import TrialData
+    from trialsynth.data import TrialData
     from trialsynth.models.spec import ModelSpec
     from trialsynth.priors.prior import PriorSet
 
@@ -41,7 +41,7 @@ def fit(
     Parameters
     ----------
     data : TrialData
-        Validated trials (:func:`trialsynth.data.trials.load`).
+        Validated trials (:func:`trialsynth.data.load`).
     spec : ModelSpec, optional
         The model; default binomial-normal.
     priors : PriorSet, optional

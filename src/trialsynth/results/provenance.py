@@ -28,7 +28,7 @@ from trialsynth.priors.prior import ROLES, PriorSet
 
 if TYPE_CHECKING:
     from trialsynth.core.settings import SamplerSettings
-    from trialsynth.data.trials import TrialData
+    from trialsynth.data import TrialData
     from trialsynth.models.problem import Problem
 
 #: 2: the engine (mcmc/exact) is part of the fit key.

@@ -37,7 +37,7 @@ from trialsynth.results.provenance import analysis_key
 
 if TYPE_CHECKING:
     from trialsynth.core.settings import SamplerSettings
-    from trialsynth.data.trials import TrialData
+    from trialsynth.data import TrialData
     from trialsynth.models.spec import ModelSpec
     from trialsynth.priors.prior import PriorSet
 
@@ -208,21 +208,19 @@ class RedoInputs:
 def _trials_from_table(provenance: Mapping[str, Any]) -> TrialData:
     import pandas as pd
 
-    from trialsynth.data.trials import TrialData
+    from trialsynth.data import trial_type
 
     frame = pd.DataFrame(json.loads(provenance["data_table"]))  # no type guessing
-    kind = "arm" if "events_t" in frame.columns else "contrast"
-    cols = ("events_t", "n_t", "events_c", "n_c") if kind == "arm" else ("log_or", "se")
-    covariates = frame.drop(columns=["study", *cols]).reset_index(drop=True)
+    trials = trial_type("arm" if "events_t" in frame.columns else "contrast")
+    covariates = frame.drop(columns=["study", *trials.COLUMNS]).reset_index(drop=True)
     for c in covariates.columns:
         if covariates[c].dtype == object:
             covariates[c] = covariates[c].astype("str").where(covariates[c].notna())
-    return TrialData(
+    return trials(
         provenance.get("data_name", "saved data"),
-        kind,  # type: ignore[arg-type]
         [str(s) for s in frame["study"]],
         covariates=covariates,
-        **{c: frame[c].to_numpy() for c in cols},
+        **{c: frame[c].to_numpy() for c in trials.COLUMNS},
     )
 
 
@@ -237,7 +235,7 @@ def recorded_trials(provenance: Mapping[str, Any], where: str) -> TrialData:
     OutputError
         When neither reproduces the recorded data hash.
     """
-    from trialsynth.data.trials import DataError, load
+    from trialsynth.data import DataError, load
 
     sha = provenance["data_sha256"]
     studies = list(provenance.get("studies", []))
