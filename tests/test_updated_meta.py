@@ -21,7 +21,7 @@ from trialsynth.core.effects import log_odds_ratios
 from trialsynth.core.exact import exact_posterior
 from trialsynth.core.frequentist import random_effects
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import load
+from trialsynth.data import load
 from trialsynth.models.spec import ModelSpec
 from trialsynth.results.fitting import fit
 

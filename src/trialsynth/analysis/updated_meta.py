@@ -63,7 +63,7 @@ from trialsynth.analysis.assurance import (
 )
 from trialsynth.core.effects import log_odds_ratios
 from trialsynth.core.errors import TrialsynthError
-from trialsynth.data.trials import TrialData
+from trialsynth.data import ArmData, ContrastData, TrialData
 from trialsynth.engines.diagnostics import probability_mcse
 from trialsynth.engines.exact import exact_for
 from trialsynth.priors.prior import Prior
@@ -1190,16 +1190,14 @@ def new_trial_data(fit: FitResult, x_t: int, x_c: int, n: int) -> TrialData:
     name = f"{fit.provenance.get('data_name', 'data')} + new trial"
     if "y" in obs:
         lor = log_odds_ratios([x_t], [n], [x_c], [n])
-        return TrialData(
+        return ContrastData(
             name,
-            "contrast",
             studies,
             log_or=np.append(obs["y"].values, lor.y),
             se=np.append(obs["se"].values, lor.se),
         )
-    return TrialData(
+    return ArmData(
         name,
-        "arm",
         studies,
         events_t=np.append(obs["events_t"].values, x_t),
         n_t=np.append(obs["n_t"].values, n),
