@@ -23,7 +23,7 @@ from trialsynth.analysis.cumulative import (
 )
 from trialsynth.core.frequentist import random_effects
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import load
+from trialsynth.data import load
 from trialsynth.engines import mcmc
 from trialsynth.engines.diagnostics import probability_mcse
 from trialsynth.models.spec import ModelSpec

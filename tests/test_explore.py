@@ -24,7 +24,7 @@ pytest.importorskip("starlette", reason="the explorer needs starlette and uvicor
 pytest.importorskip("uvicorn", reason="the explorer needs starlette and uvicorn")
 
 from trialsynth.cli import main
-from trialsynth.data.trials import load
+from trialsynth.data import load
 from trialsynth.explore.serve import Running, is_loopback
 from trialsynth.explore.service import Explorer, Settings, analysis
 

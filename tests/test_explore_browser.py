@@ -21,7 +21,7 @@ sync_api = pytest.importorskip(
     "playwright.sync_api", reason="the browser tests need the playwright package ([test] extra)"
 )
 
-from trialsynth.data.trials import load  # noqa: E402
+from trialsynth.data import load  # noqa: E402
 from trialsynth.explore.serve import Running  # noqa: E402
 from trialsynth.explore.service import Explorer, Settings, analysis  # noqa: E402
 

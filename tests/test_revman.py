@@ -16,8 +16,8 @@ import pytest
 
 from trialsynth.core.frequentist import mantel_haenszel
 from trialsynth.core.revman_pooling import revman_pool
+from trialsynth.data import DataError, load
 from trialsynth.data.revman import RevManError, arm_table, read_review
-from trialsynth.data.trials import DataError, load
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "revman"

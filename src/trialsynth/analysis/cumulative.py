@@ -27,7 +27,7 @@ import pandas as pd
 from trialsynth.core.errors import TrialsynthError
 from trialsynth.core.frequentist import random_effects
 from trialsynth.core.settings import RETRY_TARGET_ACCEPT, SamplerSettings
-from trialsynth.data.trials import TrialData
+from trialsynth.data import TrialData
 from trialsynth.engines.diagnostics import check, probability_mcse
 from trialsynth.engines.exact import exact_for
 from trialsynth.engines.mcmc import sample_values
@@ -163,21 +163,7 @@ def _quantiles(x: np.ndarray) -> dict[str, float]:
 
 def reordered(data: TrialData, order: list[int]) -> TrialData:
     """The same trials in the given order (positions)."""
-    idx = np.asarray(order, dtype=np.intp)
-    arrays = {
-        col: (None if getattr(data, col) is None else getattr(data, col)[idx])
-        for col in ("events_t", "n_t", "events_c", "n_c", "log_or", "se")
-    }
-    return TrialData(
-        data.name,
-        data.kind,
-        [data.study[i] for i in idx],
-        covariates=data.covariates.iloc[idx],
-        excluded=data.excluded,
-        column_mapping=data.column_mapping,
-        notices=data.notices,
-        **arrays,
-    )
+    return data.take(order)
 
 
 def _exact_step(data_k: TrialData, spec: ModelSpec, priors: PriorSet) -> dict[str, Any]:

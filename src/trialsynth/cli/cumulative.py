@@ -111,7 +111,7 @@ def _inputs(
     """Data, model, priors, sampler settings and engine from a spec or from the options."""
     from trialsynth.analysis.cumulative import CumulativeError
     from trialsynth.core.settings import DEFAULT_SEED, SamplerSettings
-    from trialsynth.data.trials import load
+    from trialsynth.data import load
     from trialsynth.models.spec import ModelSpec
     from trialsynth.priors.prior import PriorError, PriorSet, parse_prior
 
@@ -142,7 +142,7 @@ def _inputs(
 
 def _spec_inputs(path: str, seed: int | None) -> tuple[Any, Any, Any, Any, str]:
     from trialsynth.analysis.cumulative import CumulativeError
-    from trialsynth.data.trials import load
+    from trialsynth.data import load
     from trialsynth.models.analysis import load_spec
 
     spec = load_spec(path)

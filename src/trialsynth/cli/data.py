@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from trialsynth.data.trials import TrialData
+    from trialsynth.data import TrialData
 
 out = Console(soft_wrap=True)
 
@@ -64,8 +64,7 @@ def data(
     ] = None,
 ) -> None:
     """Show what a data file holds: outcomes (RevMan), trials, detected columns."""
-    from trialsynth.data import revman  # imported when run: the CLI starts without pandas
-    from trialsynth.data.trials import load
+    from trialsynth.data import load, revman  # imported when run: the CLI starts without pandas
 
     path = Path(source)
     if path.is_file() and revman.is_revman(path):

@@ -372,6 +372,17 @@ class TrialData(ABC):
                 column="study",
             ) from None
 
+    def take(self, positions: Sequence[int] | ArrayLike) -> TrialData:
+        """The trials at ``positions`` (0-based), in that order (e.g. sorted by year).
+
+        Returns
+        -------
+        TrialData
+            The same type, name, exclusions and notices; a new :attr:`sha256` when the
+            order or the trials change.
+        """
+        return self._take(np.asarray(positions, dtype=np.intp), "the selection")
+
     def subset(self, studies: Sequence[str] | ArrayLike) -> TrialData:
         """Keep the trials named in ``studies`` (in data order), or those where a mask is True.
 

@@ -19,7 +19,7 @@ from typing import Any
 from trialsynth.analysis.absolute import attach_absolute
 from trialsynth.core.errors import TrialsynthError
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import DataError, TrialData
+from trialsynth.data import DataError, TrialData
 from trialsynth.models.design import design as check_design
 from trialsynth.models.spec import MODELS, ModelError, ModelSpec
 from trialsynth.priors.prior import PriorError, PriorSet, parse_prior
@@ -339,7 +339,7 @@ def explorer_for(source: str, *, is_spec: bool) -> Explorer:
     TrialsynthError
         The data or spec cannot be read (one line, from their own readers).
     """
-    from trialsynth.data.trials import load
+    from trialsynth.data import load
     from trialsynth.models.analysis import SpecError, load_spec
 
     try:
