@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from trialsynth.analysis.bias import bias_analysis, find_mode, log_evidence
+from trialsynth.analysis.bias import aghq_prob_mu_gt_0, bias_analysis, find_mode, log_evidence
 from trialsynth.analysis.bias_models import (
     ROBMA_WEIGHT_FUNCTIONS,
     BiasError,
@@ -133,6 +133,26 @@ def test_student_t_random_effects_vs_grid() -> None:
     assert abs(ev.log_ml - ref) < TOL
 
 
+def test_probability_of_benefit_by_quadrature_vs_grid() -> None:
+    """P(mu > 0) of the unadjusted random-effects model against a grid split at mu = 0."""
+    pri = cochrane_priors()
+    comp = Component(True, True)
+    ev = log_evidence(comp, Y, SE, pri)
+    p, err = aghq_prob_mu_gt_0(comp, Y, SE, pri, ev)
+    tau, wt = half_line(300, 0.5)
+    mass = []
+    for lo, hi in ((-8.0, 0.0), (0.0, 8.0)):
+        mu, wm = legendre(lo, hi, 300)
+        M, T = np.meshgrid(mu, tau, indexing="ij")
+        s2 = SE[None, None, :] ** 2 + T[..., None] ** 2
+        ll = -0.5 * np.sum(np.log(2 * np.pi * s2) + (Y - M[..., None]) ** 2 / s2, axis=-1)
+        lp = stats.t.logpdf(M, 4, 0, 0.58) + stats.invgamma.logpdf(T, 1.77, scale=0.55)
+        mass.append(log_integral(ll + lp, np.outer(wm, wt)))
+    ref = float(special.expit(mass[1] - mass[0]))
+    # the quadrature's own error estimate (difference of two orders), with a floor of 1e-4
+    assert abs(p - ref) < max(3 * err, 1e-4), (p, ref, err)
+
+
 @pytest.mark.parametrize("kind", ["pet", "peese"])
 def test_pet_peese_common_effect_vs_grid(kind: str) -> None:
     pri = cochrane_priors()
@@ -201,7 +221,7 @@ def test_factorised_grid_equals_direct_log_posterior(wf: WeightFunction, effect:
     comp = Component(effect, True, "selection", wf)
     mode, chol = find_mode(comp, Y, SE, pri)
     x = np.array([-1.7, -0.3, 0.4, 1.2])
-    fast = grid_log_post(comp, mode, chol, x, Y, SE, pri)
+    fast = grid_log_post(comp, mode, chol, [x] * comp.dim, Y, SE, pri)
     z = np.stack([g.ravel() for g in np.meshgrid(*([x] * comp.dim), indexing="ij")], axis=1)
     direct = log_post(comp, mode[None, :] + z @ chol.T, Y, SE, pri)
     np.testing.assert_allclose(fast, direct, rtol=1e-12, atol=1e-10)

@@ -477,38 +477,38 @@ def grid_log_post(
     comp: Component,
     mode: FloatArray,
     chol: FloatArray,
-    x: FloatArray,
+    nodes: Sequence[FloatArray],
     y: FloatArray,
     se: FloatArray,
     priors: BiasPriors,
 ) -> FloatArray:
-    """``log_post`` on the tensor grid ``mode + chol z``, z in ``x``^dim (flattened, C order).
+    """``log_post`` on the tensor grid ``mode + chol z``, z in the product of ``nodes``.
 
-    For selection components the work factorises: ``chol`` is lower triangular and the
-    location coordinates (mu, tau) come first, so the normal density and the bin
-    probabilities depend on the outer (location) nodes only; the weights enter through one
-    batched matrix product per outer node. That is k x n^dim logarithms instead of
-    k x J x n^dim normal cdfs.
+    ``nodes`` holds one array per coordinate; the grid is flattened in C order. For
+    selection components the work factorises: ``chol`` is lower triangular and the location
+    coordinates (mu, tau) come first, so the normal density and the bin probabilities
+    depend on the outer (location) nodes only and the weights enter through one batched
+    matrix product per outer node: k x n^dim logarithms instead of k x J x n^dim normal cdfs.
     """
     d = mode.size
-    n = x.size
+    z = np.stack([g.ravel() for g in np.meshgrid(*nodes, indexing="ij")], axis=1)
+    theta = mode[None, :] + z @ chol.T
     if comp.weightfunction is None or d < 2:
-        z = np.stack([g.ravel() for g in np.meshgrid(*([x] * d), indexing="ij")], axis=1)
-        return log_post(comp, mode[None, :] + z @ chol.T, y, se, priors)
+        return log_post(comp, theta, y, se, priors)
     wf = comp.weightfunction
     p = int(comp.effect) + int(comp.heterogeneity)  # location coordinates
-    z = np.stack([g.ravel() for g in np.meshgrid(*([x] * d), indexing="ij")], axis=1)
-    theta = mode[None, :] + z @ chol.T
+    n_outer = math.prod(len(x) for x in nodes[:p])
+    n_inner = math.prod(len(x) for x in nodes[p:])
     nat = unpack(comp, theta, priors)
     assert nat.omega is not None
-    outer = slice(None, None, n ** (d - p))  # the first point of each outer node
+    outer = slice(None, None, n_inner)  # the first point of each outer node
     m, s2, ll = _normal_part(
         comp, Natural(nat.mu[outer], nat.tau[outer], nat.b[outer], None), y, se
     )
-    probs = bin_probs(wf, m, np.sqrt(s2), wf.crit(se))  # (n^p, k, J)
+    probs = bin_probs(wf, m, np.sqrt(s2), wf.crit(se))  # (n_outer, k, J)
     counts = np.bincount(wf.bin_index(y, se), minlength=wf.n_bins)
-    om = nat.omega.reshape(n**p, n ** (d - p), wf.n_bins)
-    denom = np.matmul(om, probs.transpose(0, 2, 1))  # (n^p, n^(d-p), k)
+    om = nat.omega.reshape(n_outer, n_inner, wf.n_bins)
+    denom = np.matmul(om, probs.transpose(0, 2, 1))  # (n_outer, n_inner, k)
     out = (
         ll.sum(axis=1)[:, None]
         + np.log(om) @ counts

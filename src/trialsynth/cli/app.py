@@ -1484,6 +1484,10 @@ from trialsynth.cli.data import data as _data_command  # noqa: E402 (after app e
 
 app.command(name="data")(_data_command)
 
+from trialsynth.cli.bias import bias as _bias_command  # noqa: E402 (after app exists)
+
+app.command(name="bias")(_bias_command)
+
 app.command(name="explore")(_explore)
 
 

@@ -627,6 +627,7 @@ def build_context(
     updated: Any = None,
     updated_note: str = "",
     cum: Any = None,
+    bias: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything the report says, as one JSON-serialisable dict (``report.json``).
 
@@ -652,7 +653,7 @@ def build_context(
     future = _future(design, design_note)
     if updated is not None or updated_note:
         future["updated"] = updated_context(updated, updated_note)
-    return extra | {
+    context = extra | {
         "format": REPORT_FORMAT,
         "trialsynth": __version__,
         "title": title,
@@ -681,3 +682,9 @@ def build_context(
         },
         "summary": summary,
     }
+    if bias:  # the section exists only with a bias analysis of these data
+        from trialsynth.report.bias_section import add_section, bias_context
+
+        context["sections"] = add_section(context["sections"])
+        context["bias"] = bias_context(bias)
+    return context

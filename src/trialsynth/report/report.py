@@ -202,6 +202,7 @@ def make_figures(
     design: Any = None,
     figure_formats: tuple[str, ...] = ("png", "svg"),
     extra: list[FigureSpec] | None = None,
+    bias: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Draw and save every figure that applies to ``fit`` in ``folder/figures``.
 
@@ -259,6 +260,13 @@ def make_figures(
             )
         )
     specs += extra or []
+    if bias:  # a bias analysis of these data (trialsynth bias FIT): its three figures
+        from trialsynth.report.figures_bias import bias_figures
+
+        specs += [
+            FigureSpec(name, title, caption, "bias", lambda _fit, f=fig, **_kw: f)
+            for name, title, caption, fig in bias_figures(bias)
+        ]
     for spec in specs:
         fig = spec.draw(fit, **{k: options[k] for k in spec.kwargs})
         try:
@@ -389,6 +397,7 @@ def write_report(
     sensitivity: list[dict[str, Any]] | None = None,
     formats: tuple[str, ...] = ("html", "md"),
     figure_formats: tuple[str, ...] = ("png", "svg"),
+    bias: dict[str, Any] | None = None,
 ) -> ReportFiles:
     """Draw the figures and write ``report.json``, ``report.md`` and ``report.html`` in ``out``.
 
@@ -406,11 +415,15 @@ def write_report(
         :func:`analysis_meta` (question, title, arm names); defaults from the fit.
     sensitivity : list of dict, optional
         Rows of a sensitivity run (``sensitivity.json``).
+    bias : dict, optional
+        A bias analysis (``bias.json``); default: the one in ``out`` if it is of these data.
     """
     from trialsynth.core.files import atomic_write_text
+    from trialsynth.report.bias_section import find_bias
     from trialsynth.report.next_trial import conclusion_for, cumulative_for, updated_future
 
     folder = Path(out)
+    bias = find_bias(folder, fit.provenance["data_sha256"]) if bias is None else bias
     folder.mkdir(parents=True, exist_ok=True)
     meta = analysis or analysis_meta(name=str(fit.provenance["data_name"]))
     t0 = time.perf_counter()
@@ -429,6 +442,7 @@ def write_report(
         design=design,
         figure_formats=figure_formats,
         extra=next_trial_figures(updated, cmap, cum),
+        bias=bias,
     )
     t0 = time.perf_counter()
     context = build_context(
@@ -441,6 +455,7 @@ def write_report(
         updated=updated,
         updated_note=updated_note,
         cum=cum,
+        bias=bias,
     )
     context_text = json.dumps(context, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     # Render from the JSON round trip: what the committed report.json re-renders to.
@@ -492,11 +507,15 @@ def report_from_folder(
         raise ReportError(f"{fit_dir}: no posterior.nc (a FIT folder is the output of fit/run)")
     fit = FitResult.load(fit_dir)
     meta = read_analysis_meta(fit_dir, fit)
+    from trialsynth.report.bias_section import find_bias
+
+    bias = find_bias(fit_dir, fit.provenance["data_sha256"])
     return write_report(
         fit,
         out or fit_dir,
         analysis=meta,
         sensitivity=find_sensitivity(fit_dir),
+        bias=bias,
         formats=formats,
         figure_formats=figure_formats,
     )
