@@ -338,7 +338,8 @@ def _one_trial_csv(tmp_path: Path) -> Path:
             "--tau-prior: unknown prior 'foo' in 'foo(1)'; valid: half-normal(sigma), "
             "half-cauchy(beta), "
             "half-t(nu, sigma), uniform(lower, upper), log-normal(mu, sigma), exponential(lam), "
-            "gamma(alpha, beta), uniform-shrinkage, dumouchel, turner(OUTCOME, COMPARISON), "
+            "gamma(alpha, beta), inverse-gamma(alpha, beta), uniform-shrinkage, dumouchel, "
+            "turner(OUTCOME, COMPARISON), "
             "prefixes tau2: and precision: (e.g. tau2:uniform(0, 50), "
             "precision:gamma(0.001, 0.001))",
         ),

@@ -21,7 +21,8 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 SECTIONS = "analysis, data, model, priors, sampler, output, cumulative, sensitivity, queries"
 TAU_VALID = (
     "half-normal(sigma), half-cauchy(beta), half-t(nu, sigma), uniform(lower, upper), "
-    "log-normal(mu, sigma), exponential(lam), gamma(alpha, beta), uniform-shrinkage, "
+    "log-normal(mu, sigma), exponential(lam), gamma(alpha, beta), inverse-gamma(alpha, beta), "
+    "uniform-shrinkage, "
     "dumouchel, turner(OUTCOME, COMPARISON), prefixes tau2: and precision: "
     "(e.g. tau2:uniform(0, 50), precision:gamma(0.001, 0.001))"
 )
