@@ -58,7 +58,7 @@ WRAPPER = textwrap.dedent(
 BARE_FIT = textwrap.dedent(
     """
     import numpy as np, pymc as pm, nutpie
-    from trialsynth.data.trials import load
+    from trialsynth.data import load
     d = load("ivig_rm")
     with pm.Model(coords={"study": list(d.study)}) as m:
         mu = pm.Normal("mu", 0, 2.82)
@@ -80,7 +80,7 @@ SPLIT = textwrap.dedent(
     t0 = time.perf_counter()
     import pymc, arviz, nutpie  # noqa: F401
     from trialsynth.cli.app import _run_sensitivity, _write_outputs, _write_report
-    from trialsynth.data.trials import load
+    from trialsynth.data import load
     from trialsynth.models.analysis import load_spec
     from trialsynth.results.fitting import fit
     t_import = time.perf_counter() - t0

@@ -17,7 +17,7 @@ from trialsynth.analysis.absolute import (
     check_options,
     control_risk_from_alpha,
 )
-from trialsynth.data.trials import load
+from trialsynth.data import load
 from trialsynth.models.spec import ModelSpec
 from trialsynth.results.base import FitResult
 from trialsynth.results.fitting import fit

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from trialsynth.data.trials import load
+from trialsynth.data import load
 from trialsynth.models.design import design, observations
 from trialsynth.models.likelihood import (
     log_binomial,

@@ -11,7 +11,7 @@ import pytest
 from trialsynth.analysis.cumulative import cumulative
 from trialsynth.analysis.updated_meta import design_updated
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data.trials import load
+from trialsynth.data import load
 from trialsynth.models.spec import ModelSpec
 from trialsynth.report import report as rep
 from trialsynth.results.fitting import fit

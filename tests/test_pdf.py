@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from trialsynth.analysis.absolute import attach_absolute
-from trialsynth.data.trials import load
+from trialsynth.data import load
 from trialsynth.models.spec import ModelSpec
 from trialsynth.report.context import SECTIONS
 from trialsynth.report.pdf import PdfError, browser, parse_formats

@@ -30,7 +30,7 @@ PROBE = textwrap.dedent(
     import hashlib, json, sys
     import numpy as np
     from trialsynth.core.settings import SamplerSettings
-    from trialsynth.data.trials import load
+    from trialsynth.data import load
     from trialsynth.engines import mcmc
     from trialsynth.models.spec import ModelSpec
     from trialsynth.priors.prior import PriorSet

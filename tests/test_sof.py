@@ -9,7 +9,7 @@ import json
 import pytest
 
 from trialsynth.analysis.absolute import attach_absolute
-from trialsynth.data.trials import load
+from trialsynth.data import load
 from trialsynth.models.spec import ModelSpec
 from trialsynth.report.report import write_report
 from trialsynth.report.sof import CERTAINTY_TEXT, SOF_COLUMNS, sof_context, sof_csv

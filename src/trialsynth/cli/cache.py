@@ -76,7 +76,7 @@ def clear() -> None:
 def _structures(spec_path: Path) -> list[tuple[Any, Any, Any]]:
     """(data, model spec, priors) of every MCMC fit of an analysis spec and its grid."""
     from trialsynth.analysis.sensitivity import plan
-    from trialsynth.data.trials import load
+    from trialsynth.data import load
     from trialsynth.engines.select import choose_engine
     from trialsynth.models.analysis import load_spec
     from trialsynth.models.problem import Problem

@@ -67,7 +67,7 @@ def _is_fit_folder(source: str) -> bool:
 def read_source(source: str) -> tuple[TrialData, float, dict[str, Any] | None]:
     """Trials, continuity correction and (for a FIT) the fit's summary numbers."""
     if not _is_fit_folder(source):
-        from trialsynth.data.trials import load
+        from trialsynth.data import load
 
         return load(source, min_trials=3), 0.5, None
     from trialsynth.results.base import FitResult
