@@ -109,7 +109,7 @@ def warm(
     compiled. A structure already in the cache takes about a second.
     """
     from trialsynth.engines.mcmc import compile_report, compiled_model
-    from trialsynth.models.spec import structure_key
+    from trialsynth.models.pymc import structure_key
 
     t0 = time.perf_counter()
     seen: dict[Any, str] = {}
