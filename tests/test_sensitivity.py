@@ -105,6 +105,23 @@ def test_list_needs_matching_lengths() -> None:
         sens.parse_section(table)
 
 
+def test_every_bad_key_is_reported_at_once() -> None:
+    table = {"tua": "half-normal(1)", "model": "binomial", "workers": 0, "also": [{"x": 1}]}
+    with pytest.raises(sens.SensitivityError) as info:
+        sens.parse_section(table, where="s.toml [sensitivity]")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("s.toml [sensitivity]: 4 problems: ")
+    parts = set(message.removeprefix("s.toml [sensitivity]: 4 problems: ").split(" | "))
+    assert parts == {
+        "unknown key 'tua'; valid: tau, mu, baseline, model, random_effects, data, combine, "
+        "nu, engine, workers, also",
+        "model: 'binomial'; valid: binomial-normal, normal-normal, common-effect",
+        "workers: expected a positive integer, got 0",
+        "also #1: unknown key 'x'; valid: tau, mu, baseline, model, random_effects, data, combine",
+    }
+
+
 def test_grid_list_leave_one_out_and_merging(crins) -> None:
     taus = ["half-normal(0.25)", "half-normal(0.5)", "half-normal(1)"]
     grid = sens.plan(crins_spec({"tau": taus, "mu": ["normal(0, 4)", "normal(0, 10)"]}), crins)

@@ -195,20 +195,20 @@ def test_unknown_model_name_is_an_error_when_used(tmp_path) -> None:
         ),
         (
             MINIMAL + '[priors]\ntau = "foo(1)"\n',
-            f" [priors]: unknown prior 'foo' in 'foo(1)'; valid: {TAU_VALID}",
+            f" [priors] tau: unknown prior 'foo' in 'foo(1)'; valid: {TAU_VALID}",
         ),
         (
             MINIMAL + '[priors]\ntau = "half-normal(-1)"\n',
-            " [priors]: 'half-normal(-1)': parameter sigma must be > 0, got -1",
+            " [priors] tau: 'half-normal(-1)': parameter sigma must be > 0, got -1",
         ),
         (
             MINIMAL + '[priors]\nmu = "half-normal(1)"\n',
-            " [priors]: 'half-normal(1)' is not a valid mu prior; valid: normal(mu, sigma), "
+            " [priors] mu: 'half-normal(1)' is not a valid mu prior; valid: normal(mu, sigma), "
             "logistic(mu, s), student-t(nu, mu, sigma), uniform(lower, upper), flat()",
         ),
         (
             MINIMAL + '[priors]\nbaseline = "tau2:uniform(0, 50)"\n',
-            " [priors]: 'tau2:uniform(0, 50)': the tau2: prefix applies to heterogeneity "
+            " [priors] baseline: 'tau2:uniform(0, 50)': the tau2: prefix applies to heterogeneity "
             "priors only",
         ),
         (MINIMAL + '[sampler]\ndraws = "2000"\n', " [sampler] draws: expected int, got '2000'"),
@@ -275,4 +275,47 @@ def test_spec_error_is_a_value_error() -> None:
 def test_boolean_nu_is_a_type_error(tmp_path) -> None:
     path = write_spec(tmp_path, MINIMAL + "[model]\nnu = true\n")
     with raises(f"{path} [model] nu: expected int or float, got True"):
+        load_spec(path)
+
+
+# ---------------------------------------------------------------------- every problem at once
+
+
+def test_every_problem_is_reported_at_once(tmp_path) -> None:
+    text = (
+        MINIMAL
+        + '[priors]\ntua = "half-cauchy(1)"\nmu = "half-normal(1)"\n'
+        + '[sampler]\ndraws = "2000"\nchains = 2.0\niterations = 5\n[prior]\nx = 1\n'
+    )
+    path = write_spec(tmp_path, text)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: 6 problems: ")
+    parts = message.removeprefix(f"{path}: 6 problems: ").split(" | ")
+    assert sorted(parts) == sorted(
+        [
+            "[priors] mu: 'half-normal(1)' is not a valid mu prior; valid: normal(mu, sigma), "
+            "logistic(mu, s), student-t(nu, mu, sigma), uniform(lower, upper), flat()",
+            "[priors]: unknown key 'tua'; valid: mu, tau, baseline, beta, nu",
+            "[sampler] draws: expected int, got '2000'",
+            "[sampler] chains: expected int, got 2.0",
+            "[sampler]: unknown key 'iterations'; valid: draws, tune, chains, seed, target_accept",
+            f"unknown section [prior]; valid: {SECTIONS}",
+        ]
+    )
+
+
+def test_unknown_keys_of_one_table_are_one_problem(tmp_path) -> None:
+    path = write_spec(
+        tmp_path, MINIMAL + '[priors]\ntua = "half-cauchy(1)"\nmuu = "normal(0, 1)"\n'
+    )
+    with raises(f"{path} [priors]: unknown keys 'tua', 'muu'; valid: mu, tau, baseline, beta, nu"):
+        load_spec(path)
+
+
+def test_several_unknown_sections(tmp_path) -> None:
+    path = write_spec(tmp_path, MINIMAL + "[prior]\nx = 1\n[sampling]\ny = 2\n")
+    with raises(f"{path}: unknown sections [prior], [sampling]; valid: {SECTIONS}"):
         load_spec(path)

@@ -42,6 +42,7 @@ import numpy as np
 from scipy import stats
 from scipy.special import expit
 
+from trialsynth.core.errors import TrialsynthError
 from trialsynth.engines.diagnostics import probability_mcse
 from trialsynth.priors.prior import Prior, PriorError, parse_prior
 
@@ -67,7 +68,7 @@ CONTROL_FROM_POSTERIOR = (
 )
 
 
-class AssuranceError(ValueError):
+class AssuranceError(TrialsynthError):
     """A design request that cannot be honoured (one line naming the problem)."""
 
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import special
 
+from trialsynth.core.errors import TrialsynthError
 from trialsynth.models.design import design, observations
 from trialsynth.models.likelihood import log_binomial, log_likelihood
 from trialsynth.models.spec import ModelError, ModelSpec
@@ -55,7 +56,7 @@ A_MAX = 30.0
 THETA_HALF_WIDTH_SE = 15.0
 
 
-class CompareError(ValueError):
+class CompareError(TrialsynthError):
     """A comparison that cannot be run as asked (one line naming the problem)."""
 
 

@@ -40,15 +40,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trialsynth.core.errors import TrialsynthError
 from trialsynth.models.likelihood import log_likelihood, log_prior
-from trialsynth.models.spec import MODELS, RANDOM_EFFECTS, ModelSpec
-from trialsynth.priors.prior import (
-    DEFAULT_BASELINE,
-    DEFAULT_TAU,
-    PriorError,
-    PriorSet,
-    parse_prior,
-)
+from trialsynth.models.schema import AXES, SensitivitySection, validate
+from trialsynth.models.spec import ModelSpec
+from trialsynth.priors.prior import DEFAULT_BASELINE, DEFAULT_TAU, PriorSet, parse_prior
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,25 +55,10 @@ if TYPE_CHECKING:
     from trialsynth.results.base import FitResult
 
 
-class SensitivityError(ValueError):
+class SensitivityError(TrialsynthError):
     """A ``[sensitivity]`` section or request that cannot be used (one-line message)."""
 
 
-#: The axes a scenario can vary, in the order they are crossed and printed.
-AXES = ("tau", "mu", "baseline", "model", "random_effects", "data")
-#: Valid keys of a ``[sensitivity]`` table (and of each ``[[sensitivity.also]]`` table).
-KEYS = (*AXES, "combine", "nu", "engine", "workers", "also")
-COMBINE = ("grid", "list")
-#: Data choices (``data = [...]``).
-DATA_FORMS = (
-    "all",
-    "leave-one-out",
-    "drop:STUDY[;STUDY]",
-    "confidence:LEVEL[,LEVEL]",
-    "filter:COLUMN=VALUE[,VALUE]",
-    "dataset:NAME_OR_CSV",
-)
-CONFIDENCE_LEVELS = ("high", "medium", "reconstructed")
 #: Row fields that depend on the run (timing), not on the scenario's settings and seed.
 RUN_FIELDS = ("wall_s",)
 #: Version of the stored scenario records (part of every key).
@@ -105,123 +86,33 @@ class SensitivityConfig:
     workers: int = 1
 
 
-def _as_list(where: str, key: str, value: Any) -> tuple[str, ...]:
-    values = value if isinstance(value, list) else [value]
-    if not values:
-        raise SensitivityError(f"{where} {key}: empty list")
-    for v in values:
-        if not isinstance(v, str) or not v.strip():
-            raise SensitivityError(
-                f"{where} {key}: expected a string or a list of strings, got {v!r}"
-            )
-    return tuple(v.strip() for v in values)
-
-
-def _check_data_choice(where: str, text: str) -> None:
-    low = text.lower()
-    if low in ("all", "leave-one-out"):
-        return
-    kind, sep, rest = text.partition(":")
-    kind = kind.strip().lower()
-    if not sep or not rest.strip() or kind not in ("drop", "confidence", "filter", "dataset"):
-        raise SensitivityError(
-            f"{where} data: unknown choice {text!r}; valid: {', '.join(DATA_FORMS)}"
-        )
-    if kind == "confidence":
-        levels = [v.strip().lower() for v in rest.split(",")]
-        bad = [v for v in levels if v not in CONFIDENCE_LEVELS]
-        if bad:
-            raise SensitivityError(
-                f"{where} data: unknown confidence level {bad[0]!r} in {text!r}; "
-                f"valid: {', '.join(CONFIDENCE_LEVELS)}"
-            )
-    if kind == "filter":
-        column, eq, values = rest.partition("=")
-        if not eq or not column.strip() or not values.strip():
-            raise SensitivityError(f"{where} data: {text!r} must be filter:COLUMN=VALUE[,VALUE]")
-
-
-def _parse_block(where: str, table: dict[str, Any], *, top: bool) -> Block:
-    valid = KEYS if top else (*AXES, "combine")
-    for key in table:
-        if key not in valid:
-            raise SensitivityError(f"{where}: unknown key {key!r}; valid: {', '.join(valid)}")
-    combine = table.get("combine", "grid")
-    if combine not in COMBINE:
-        raise SensitivityError(f"{where} combine: {combine!r}; valid: {', '.join(COMBINE)}")
-    axes: dict[str, tuple[str, ...]] = {}
-    for axis in AXES:
-        if axis not in table:
-            continue
-        values = _as_list(where, axis, table[axis])
-        for v in values:
-            try:
-                if axis in ("tau", "mu", "baseline"):
-                    parse_prior(v, axis)  # type: ignore[arg-type]
-            except PriorError as err:
-                raise SensitivityError(f"{where} {axis}: {err}") from None
-            if axis == "model" and v not in MODELS:
-                raise SensitivityError(f"{where} model: {v!r}; valid: {', '.join(MODELS)}")
-            if axis == "random_effects" and v not in RANDOM_EFFECTS:
-                raise SensitivityError(
-                    f"{where} random_effects: {v!r}; valid: {', '.join(RANDOM_EFFECTS)}"
-                )
-            if axis == "data":
-                _check_data_choice(where, v)
-        axes[axis] = values
-    if combine == "list":
-        lengths = {len(v) for v in axes.values() if len(v) > 1}
-        if len(lengths) > 1:
-            detail = ", ".join(f"{a}: {len(v)}" for a, v in axes.items())
-            raise SensitivityError(
-                f'{where}: combine = "list" matches the i-th entries, so every list needs the '
-                f"same length (or length 1); got {detail}"
-            )
-    return Block(combine=combine, axes=axes)
-
-
 def parse_section(table: dict[str, Any], *, where: str = "[sensitivity]") -> SensitivityConfig:
     """Validate a ``[sensitivity]`` table.
 
     Keys: the axes ``tau``, ``mu``, ``baseline`` (priors in the ``PRIOR`` grammar),
-    ``model``, ``random_effects``, ``data`` (see :data:`DATA_FORMS`), each a string or
-    a list; ``combine`` (``"grid"``: every combination, default; ``"list"``: the i-th
-    entries together); ``nu`` (Student-t degrees of freedom); ``workers``; ``also``: a
-    list of further tables (``[[sensitivity.also]]``), each its own grid or list over
-    the same axes. An axis not given takes the spec's value.
+    ``model``, ``random_effects``, ``data`` (see :data:`trialsynth.models.schema.DATA_FORMS`),
+    each a string or a list; ``combine`` (``"grid"``: every combination, default;
+    ``"list"``: the i-th entries together); ``nu`` (Student-t degrees of freedom);
+    ``workers``; ``also``: a list of further tables (``[[sensitivity.also]]``), each its own
+    grid or list over the same axes. An axis not given takes the spec's value. The schema is
+    :class:`trialsynth.models.schema.SensitivitySection`.
 
     Raises
     ------
     SensitivityError
-        One line naming the key and listing the valid choices.
+        One line naming every bad key and listing the valid choices.
     """
     if not isinstance(table, dict):
         raise SensitivityError(f"{where} must be a table")
-    first = _parse_block(where, table, top=True)
-    blocks = [first]
-    also = table.get("also", [])
-    if not isinstance(also, list) or not all(isinstance(t, dict) for t in also):
-        raise SensitivityError(f"{where} also: expected [[sensitivity.also]] tables")
-    for i, sub in enumerate(also, start=1):
-        blocks.append(_parse_block(f"{where} also #{i}", sub, top=False))
-    if not first.axes and len(blocks) > 1:
+    section = validate(SensitivitySection, table, where=where, error=SensitivityError)
+    blocks = [Block(combine=b.combine, axes=b.axes()) for b in (section, *section.also)]
+    if not blocks[0].axes and len(blocks) > 1:
         blocks = blocks[1:]  # the top table only holds options
-    nu = table.get("nu")
-    if nu is not None and (isinstance(nu, bool) or not isinstance(nu, int | float) or nu <= 0):
-        raise SensitivityError(f"{where} nu: expected a positive number, got {nu!r}")
-    workers = table.get("workers", 1)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise SensitivityError(f"{where} workers: expected a positive integer, got {workers!r}")
-    from trialsynth.core.settings import ENGINES
-
-    engine = table.get("engine")
-    if engine is not None and engine not in ENGINES:
-        raise SensitivityError(f"{where} engine: {engine!r}; valid: {', '.join(ENGINES)}")
     return SensitivityConfig(
         blocks=tuple(blocks),
-        nu=None if nu is None else float(nu),
-        engine=engine,
-        workers=workers,
+        nu=None if section.nu is None else float(section.nu),
+        engine=section.engine,
+        workers=section.workers,
     )
 
 

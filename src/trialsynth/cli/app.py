@@ -1182,11 +1182,12 @@ def sensitivity(
 
     from trialsynth.analysis import sensitivity as sens
     from trialsynth.models.analysis import load_spec
+    from trialsynth.models.schema import KEYS
 
     spec = load_spec(spec_path)
     if not spec.sensitivity:
         raise CLIError(
-            f"{spec_path}: no [sensitivity] section; valid keys there: {', '.join(sens.KEYS)}"
+            f"{spec_path}: no [sensitivity] section; valid keys there: {', '.join(KEYS)}"
         )
     if workers is not None and workers < 1:
         raise CLIError(f"--workers must be >= 1, got {workers}")

@@ -2,7 +2,8 @@
 
 A spec names the data, the model, the priors, the sampler settings and where results
 go. Unknown sections or keys are errors that list the valid ones: a misspelt prior key
-must never fall back silently to a default.
+must never fall back silently to a default. The schema (:mod:`trialsynth.models.schema`)
+reports every problem of a file at once.
 
 Paths in ``[data] source`` are relative to the spec file; ``[output] dir`` is relative
 to the working directory (default ``reports/<analysis name>``).
@@ -15,44 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trialsynth.core.settings import ENGINES, SamplerSettings
+from trialsynth.core.errors import TrialsynthError
+from trialsynth.core.settings import SamplerSettings
+from trialsynth.models.schema import SpecDocument, validate
 from trialsynth.models.spec import ModelSpec
-from trialsynth.priors.prior import PriorSet, parse_prior
+from trialsynth.priors.prior import PriorSet
 
 
-class SpecError(ValueError):
+class SpecError(TrialsynthError):
     """A spec file that cannot be used (one-line message)."""
-
-
-_SECTIONS: dict[str, tuple[str, ...]] = {
-    "analysis": (
-        "name",
-        "title",
-        "question",
-        "treatment",
-        "control",
-        "control_risk",
-        "mcid",
-        "benefit",
-    ),
-    "data": ("source", "exclude", "columns", "outcome"),
-    "model": (
-        "model",
-        "engine",
-        "likelihood",
-        "random_effects",
-        "nu",
-        "subgroup",
-        "subgroup_tau",
-        "covariates",
-    ),
-    "priors": ("mu", "tau", "baseline", "beta", "nu"),
-    "sampler": ("draws", "tune", "chains", "seed", "target_accept"),
-    "output": ("dir",),
-    "cumulative": ("order",),
-}
-#: Sections whose contents are validated by their own modules (sensitivity, queries).
-_FREE_SECTIONS = ("sensitivity", "queries")
 
 
 @dataclass(frozen=True)
@@ -118,19 +90,14 @@ def _opt_float(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _check_keys(where: str, table: dict[str, Any], valid: tuple[str, ...]) -> None:
-    for key in table:
-        if key not in valid:
-            raise SpecError(f"{where}: unknown key {key!r}; valid: {', '.join(valid)}")
-
-
 def load_spec(path: str | Path) -> AnalysisSpec:
     """Read and validate an analysis spec.
 
     Raises
     ------
     SpecError
-        Missing file, bad TOML, unknown section or key, wrong type, bad prior.
+        Missing file, bad TOML, unknown sections or keys, wrong types, bad priors or
+        sampler settings (every problem of the file in one message).
     """
     p = Path(path)
     if not p.is_file():
@@ -141,91 +108,37 @@ def load_spec(path: str | Path) -> AnalysisSpec:
         raise SpecError(f"{p}: invalid TOML: {err}") from None
     except UnicodeDecodeError:
         raise SpecError(f"{p}: not UTF-8 text") from None
-    for section, table in doc.items():
-        if section not in _SECTIONS and section not in _FREE_SECTIONS:
-            valid = ", ".join((*_SECTIONS, *_FREE_SECTIONS))
-            raise SpecError(f"{p}: unknown section [{section}]; valid: {valid}")
-        if not isinstance(table, dict):
-            raise SpecError(f"{p}: [{section}] must be a table")
-        if section in _SECTIONS:
-            _check_keys(f"{p} [{section}]", table, _SECTIONS[section])
-
-    def get(section: str, key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
-        value = doc.get(section, {}).get(key, default)
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        # bool is a subclass of int in Python: `nu = true` must not read as 1.
-        wrong_bool = isinstance(value, bool) and bool not in kinds
-        if value is not default and (wrong_bool or not isinstance(value, kind)):
-            names = (
-                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            )
-            raise SpecError(f"{p} [{section}] {key}: expected {names}, got {value!r}")
-        return value
-
-    source = get("data", "source", str)
-    if not source:
-        raise SpecError(f"{p}: [data] source is required (a CSV path or a shipped dataset name)")
-    name = get("analysis", "name", str) or p.stem
-    priors_table = doc.get("priors", {})
-    try:
-        priors = PriorSet(
-            **{
-                role: parse_prior(str(priors_table[role]), role)  # type: ignore[arg-type]
-                for role in ("mu", "tau", "baseline", "beta", "nu")
-                if role in priors_table
-            }
-        )
-    except ValueError as err:
-        raise SpecError(f"{p} [priors]: {err}") from None
-    # a [priors] nu estimates the Student-t degrees of freedom; [model] nu fixes them
-    if "nu" in priors_table and "nu" in doc.get("model", {}):
-        raise SpecError(
-            f"{p}: give either [model] nu (fixed degrees of freedom) or [priors] nu "
-            "(estimated under that prior), not both"
-        )
-    sampler_table = doc.get("sampler", {})
-    for key, value in sampler_table.items():
-        want = float if key == "target_accept" else int
-        if isinstance(value, bool) or not isinstance(value, want):
-            raise SpecError(f"{p} [sampler] {key}: expected {want.__name__}, got {value!r}")
-    try:
-        sampler = SamplerSettings(**sampler_table)
-    except ValueError as err:
-        raise SpecError(f"{p} [sampler]: {err}") from None
-    engine = get("model", "engine", str, "auto")
-    if engine not in ENGINES:
-        raise SpecError(
-            f"{p} [model] engine: unknown engine {engine!r}; valid: {', '.join(ENGINES)}"
-        )
-    exclude = get("data", "exclude", list, [])
-    columns = get("data", "columns", dict, {})
-    out = get("output", "dir", str)
+    except OSError as err:  # unreadable: the user's file, so the user's error
+        raise SpecError(f"{p}: cannot be read ({err.strerror or type(err).__name__})") from None
+    spec = validate(SpecDocument, doc, where=str(p), error=SpecError)
+    analysis, data, model = spec.analysis, spec.data, spec.model
+    priors = spec.priors.given()
     return AnalysisSpec(
-        name=name,
-        source=source,
+        name=analysis.name or p.stem,
+        source=data.source or "",
         path=p.resolve(),
-        title=get("analysis", "title", str, ""),
-        question=get("analysis", "question", str, ""),
-        treatment=get("analysis", "treatment", str, "treatment"),
-        control=get("analysis", "control", str, "control"),
-        exclude=tuple(str(s) for s in exclude),
-        columns={str(k): str(v) for k, v in columns.items()},
-        outcome=get("data", "outcome", str),
-        control_risk=_opt_float(get("analysis", "control_risk", (int, float))),
-        mcid=_opt_float(get("analysis", "mcid", (int, float))),
-        benefit=get("analysis", "benefit", str),
-        model=get("model", "model", str, "binomial-normal"),
-        likelihood=get("model", "likelihood", str),
-        engine=engine,
-        random_effects=get("model", "random_effects", str),
-        nu=None if "nu" in priors_table else float(get("model", "nu", (int, float), 4.0)),
-        subgroup=get("model", "subgroup", str),
-        subgroup_tau=get("model", "subgroup_tau", str, "shared"),
-        covariates=tuple(str(c) for c in get("model", "covariates", list, [])),
-        priors=priors,
-        sampler=sampler,
-        out_dir=Path(out) if out else None,
-        sensitivity=dict(doc.get("sensitivity", {})),
-        queries=dict(doc.get("queries", {})),
-        cumulative=get("cumulative", "order", str, "year") if "cumulative" in doc else None,
+        title=analysis.title,
+        question=analysis.question,
+        treatment=analysis.treatment,
+        control=analysis.control,
+        exclude=tuple(str(s) for s in data.exclude),
+        columns={str(k): str(v) for k, v in data.columns.items()},
+        outcome=data.outcome,
+        control_risk=_opt_float(analysis.control_risk),
+        mcid=_opt_float(analysis.mcid),
+        benefit=analysis.benefit,
+        model=model.model,
+        likelihood=model.likelihood,
+        engine=model.engine,
+        random_effects=model.random_effects,
+        nu=None if "nu" in priors else float(model.nu),
+        subgroup=model.subgroup,
+        subgroup_tau=model.subgroup_tau,
+        covariates=tuple(str(c) for c in model.covariates),
+        priors=PriorSet(**priors),
+        sampler=spec.sampler.settings(),
+        out_dir=Path(spec.output.dir) if spec.output.dir else None,
+        sensitivity=dict(spec.sensitivity),
+        queries=dict(spec.queries),
+        cumulative=spec.cumulative.order if spec.cumulative is not None else None,
     )

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from trialsynth.core.errors import TrialsynthError
+
 if TYPE_CHECKING:
     from trialsynth.data import TrialData
     from trialsynth.priors.prior import PriorSet
@@ -21,7 +23,7 @@ RANDOM_EFFECTS = ("normal", "student-t")
 SUBGROUP_TAU = ("shared", "separate")
 
 
-class ModelError(ValueError):
+class ModelError(TrialsynthError):
     """A model request that cannot be honoured (one-line message listing valid choices)."""
 
 

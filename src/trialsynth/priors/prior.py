@@ -26,11 +26,13 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
+from trialsynth.core.errors import TrialsynthError
+
 Role = Literal["mu", "tau", "baseline", "beta", "nu"]
 Scale = Literal["tau", "tau2", "precision"]
 
 
-class PriorError(ValueError):
+class PriorError(TrialsynthError):
     """A prior string or object that cannot be used (one-line message)."""
 
 

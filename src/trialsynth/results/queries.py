@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trialsynth.core.errors import TrialsynthError
 from trialsynth.engines.diagnostics import probability_mcse
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ _TOKEN = re.compile(
 )
 
 
-class QueryError(ValueError):
+class QueryError(TrialsynthError):
     """A malformed query or an unknown target (one line listing the valid targets)."""
 
 

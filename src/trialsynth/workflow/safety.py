@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trialsynth.core.errors import TrialsynthError
 from trialsynth.core.files import TEMP_PREFIX, recover
 from trialsynth.results.provenance import analysis_key
 
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 FIT_FILES = ("posterior.nc", "summary.json", "summary.csv")
 
 
-class OutputError(ValueError):
+class OutputError(TrialsynthError):
     """An output folder that cannot or must not be written (one-line message)."""
 
 
