@@ -6,16 +6,22 @@ The ``mcmc`` marker is kept true by a guard: a test that is not marked ``mcmc`` 
 compiles or samples a PyMC model (itself or through a fixture it is the first to use)
 fails with a message naming it. So ``pytest -m "not mcmc"`` runs the numpy-only suite.
 Set ``TRIALSYNTH_MCMC_AUDIT=FILE`` to list such tests in FILE instead of failing them.
+
+Also the one in-process CLI helper, :func:`run_cli` (``from conftest import run_cli``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from trialsynth.cli import main
 from trialsynth.core.settings import SamplerSettings
 from trialsynth.data import load
 from trialsynth.engines import mcmc as mcmc_engine
@@ -110,3 +116,15 @@ def ivig_bn():
     """ivig_rm, binomial-normal, default priors, 4 x 1000 draws (figures and report tests)."""
     settings = SamplerSettings(draws=1000, tune=500, seed=20261125)
     return fit(load("ivig_rm"), spec=ModelSpec(), settings=settings, reusable=True)
+
+
+def run_cli(args: Sequence[object]) -> tuple[int, str, str]:
+    """Run ``trialsynth ARGS`` in this process: (exit code, stdout, stderr).
+
+    The arguments are passed through ``str`` (paths may be given as they are). The entry
+    point is called with an argument list, never through ``sys.argv``.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()

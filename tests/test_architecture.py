@@ -28,8 +28,8 @@ LAYERS = (
     "engines",
     "results",
     "analysis",
-    "workflow",
     "report",
+    "workflow",
     ("cli", "explore"),
 )
 RANK = {

@@ -8,8 +8,6 @@ One real fit of ``ivig_rm_secondary`` (module-scoped, seeded) feeds the plumbing
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 
@@ -17,6 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from conftest import run_cli
 from trialsynth.analysis.assurance import (
     AssuranceError,
     Criterion,
@@ -27,7 +26,6 @@ from trialsynth.analysis.assurance import (
     parse_n_range,
     simulate,
 )
-from trialsynth.cli.app import main
 from trialsynth.core.settings import SamplerSettings
 from trialsynth.data import load
 from trialsynth.results.base import FitResult
@@ -47,13 +45,6 @@ def secondary(tmp_path_factory):
     folder = tmp_path_factory.mktemp("secondary")
     res.save(folder)
     return folder
-
-
-def run_cli(args):
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(args)
-    return code, stdout.getvalue(), stderr.getvalue()
 
 
 # ------------------------------------------------------------------ criteria
@@ -299,7 +290,11 @@ def test_cli_design_table(secondary):
         (["--n-per-arm", "0"], "--n-per-arm 0"),
         (["--n-range", "10:5"], "--n-range '10:5'"),
         (["--n-range", "a:b"], "START:STOP:STEP"),
-        (["--n-per-arm", "100", "--criterion", "bayes"], "valid: two-sided-test, posterior"),
+        (
+            ["--n-per-arm", "100", "--criterion", "bayes"],
+            "'bayes' is not one of 'two-sided-test', 'posterior', 'updated-meta', "
+            "'updated-meta-classical'",
+        ),
         (["--n-per-arm", "100", "--alpha", "1.5"], "--alpha must be in (0, 1)"),
         (["--n-per-arm", "100", "--control-rate", "1"], "--control-rate must be in (0, 1)"),
         (["--n-per-arm", "100", "--target", "0"], "--target must be in (0, 1)"),

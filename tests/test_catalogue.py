@@ -10,8 +10,6 @@ share one small saved fit (compiled once).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 import tomllib
@@ -22,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from trialsynth.cli.app import main
+from conftest import run_cli
 from trialsynth.core.settings import SamplerSettings
 from trialsynth.data import DataError, load
 from trialsynth.engines import mcmc as fit_module
@@ -56,11 +54,8 @@ class Run:
     err: str
 
 
-def call(args: list[str]) -> Run:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return Run(code, out.getvalue(), err.getvalue())
+def call(args: list[Any]) -> Run:
+    return Run(*run_cli(args))
 
 
 def error_line(run: Run) -> str:

@@ -8,8 +8,6 @@ codes 0/2/3, one line on stderr per error, the ``fit --json`` keys).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import re
@@ -20,7 +18,9 @@ import numpy as np
 import pytest
 import typer.main
 
+from conftest import run_cli
 from trialsynth.cli import app as cli
+from trialsynth.cli import render
 from trialsynth.cli.app import main
 from trialsynth.data import load
 from trialsynth.results.base import FitResult
@@ -67,11 +67,8 @@ class Run:
 
 
 def call(args: list[str]) -> Run:
-    """Run the CLI in-process, capturing stdout and stderr (usable in module fixtures)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(args)
-    return Run(code, out.getvalue(), err.getvalue())
+    """:func:`conftest.run_cli` as a :class:`Run` (usable in module fixtures)."""
+    return Run(*run_cli(args))
 
 
 def assert_one_line_error(err: str) -> str:
@@ -232,7 +229,7 @@ def test_strict_exits_3_on_failed_checks(capsys, fitted) -> None:
 
 @pytest.mark.mcmc
 def test_strict_failure_message_is_one_line(capsys, monkeypatch, fitted) -> None:
-    monkeypatch.setattr(cli.err, "width", 80)  # stderr to a pipe or log file
+    monkeypatch.setattr(render.err, "width", 80)  # stderr to a pipe or log file
     code = main(["fit", "ivig_rm", "--json", "--draws", "20", "--tune", "20", "--strict"])
     assert code == 3
     lines = capsys.readouterr().err.splitlines()
@@ -350,11 +347,13 @@ def _one_trial_csv(tmp_path: Path) -> Path:
         ),
         (
             ["fit", "ivig_rm", "--model", "random"],
-            "unknown model 'random'; valid: binomial-normal, normal-normal, common-effect",
+            "Invalid value for '--model': 'random' is not one of "
+            "'binomial-normal', 'normal-normal', 'common-effect'. (see 'trialsynth fit --help')",
         ),
         (
             ["fit", "ivig_rm", "--random-effects", "cauchy"],
-            "unknown random-effects distribution 'cauchy'; valid: normal, student-t",
+            "Invalid value for '--random-effects': 'cauchy' is not one of "
+            "'normal', 'student-t'. (see 'trialsynth fit --help')",
         ),
         (["fit", "ivig_rm", "--draws", "0"], "draws must be a positive integer, got 0"),
         (["fit", "ivig_rm", "--draws", "many"], None),
@@ -465,4 +464,153 @@ def test_unknown_command_hint(capsys) -> None:
     assert code == 2
     assert assert_one_line_error(capsys.readouterr().err) == (
         "No such command 'frobnicate'. (see 'trialsynth --help')"
+    )
+
+
+# ---------------------------------------------------------------------- internal errors: exit 1
+
+
+def _bug(*args, **kwargs):
+    raise KeyError("no such key")
+
+
+def test_a_bug_is_an_internal_error_with_a_traceback_file(monkeypatch, tmp_path) -> None:
+    from trialsynth.workflow import fit as workflow
+
+    monkeypatch.setenv("TRIALSYNTH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(workflow, "plan_fit", _bug)
+    code, out, err = run_cli(["fit", "ivig_rm", "--model", "normal-normal"])
+    assert code == 1  # not 2: the input was fine
+    assert out == ""
+    (line,) = err.splitlines()
+    assert line.startswith(
+        "trialsynth: internal error (a bug, not your input): KeyError: 'no such key'; traceback in "
+    )
+    assert line.endswith("; --debug prints it")
+    written = Path(line.split("traceback in ")[1].split("; ")[0])
+    assert written.parent == tmp_path / "cache" / "crashes"
+    text = written.read_text(encoding="utf-8")
+    assert text.startswith("trialsynth fit ivig_rm --model normal-normal\n")
+    assert "Traceback (most recent call last)" in text and "KeyError: 'no such key'" in text
+
+
+def test_debug_prints_the_traceback_of_a_bug(monkeypatch, tmp_path) -> None:
+    from trialsynth.workflow import fit as workflow
+
+    monkeypatch.setenv("TRIALSYNTH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(workflow, "plan_fit", _bug)
+    code, _, err = run_cli(["--debug", "fit", "ivig_rm", "--model", "normal-normal"])
+    assert code == 1
+    assert "Traceback (most recent call last)" in err and "in _bug" in err
+    assert err.splitlines()[-1].startswith("trialsynth: internal error (a bug, not your input)")
+
+
+def test_an_oserror_of_the_code_is_a_bug_not_bad_input(monkeypatch, tmp_path) -> None:
+    # cli.main used to catch every OSError and ValueError as the user's (exit 2)
+    from trialsynth.workflow import fit as workflow
+
+    def missing(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "/package/template.j2")
+
+    monkeypatch.setenv("TRIALSYNTH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(workflow, "plan_fit", missing)
+    code, _, err = run_cli(["fit", "ivig_rm", "--model", "normal-normal"])
+    assert code == 1 and "internal error" in err and "FileNotFoundError" in err
+
+
+def test_debug_prints_the_traceback_of_bad_input_and_keeps_exit_2() -> None:
+    code, _, err = run_cli(["--debug", "fit", "no_such_dataset"])
+    assert code == 2
+    assert "Traceback (most recent call last)" in err and "DataError" in err
+    assert err.splitlines()[-1].startswith("trialsynth: error: no_such_dataset: no such file")
+
+
+def test_every_user_error_class_is_a_trialsynth_error() -> None:
+    import inspect
+
+    import trialsynth
+    from trialsynth.core.errors import TrialsynthError
+
+    root = Path(trialsynth.__file__).parent
+    names = []
+    for path in sorted(root.rglob("*.py")):
+        module = ".".join(path.relative_to(root.parent).with_suffix("").parts)
+        if module.endswith("__init__") or ".explore." in module or module.endswith("__main__"):
+            continue
+        names += [
+            (module, n)
+            for n, obj in inspect.getmembers(__import__(module, fromlist=["_"]), inspect.isclass)
+            if n.endswith("Error")
+            and obj.__module__ == module
+            and not issubclass(obj, TrialsynthError)
+        ]
+    assert names == []
+
+
+# ---------------------------------------------------------------------- choices
+
+
+def test_choice_enums_are_the_library_lists() -> None:
+    from trialsynth.analysis.assurance import CRITERIA
+    from trialsynth.analysis.updated_meta import UPDATED_CRITERIA
+    from trialsynth.cli import options
+    from trialsynth.models.spec import LIKELIHOODS, MODELS, RANDOM_EFFECTS, SUBGROUP_TAU
+    from trialsynth.workflow.fit import FIT_ENGINES
+
+    assert [m.value for m in options.Model] == list(MODELS)
+    assert [m.value for m in options.Likelihood] == list(LIKELIHOODS)
+    assert [m.value for m in options.RandomEffects] == list(RANDOM_EFFECTS)
+    assert [m.value for m in options.SubgroupTau] == list(SUBGROUP_TAU)
+    assert [m.value for m in options.Engine] == list(FIT_ENGINES)
+    assert [m.value for m in options.Criterion] == [*CRITERIA, *UPDATED_CRITERIA]
+
+
+def test_help_starts_without_scipy_or_pymc() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\nfrom trialsynth.cli import main\n"
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n    code = main(['fit', '--help'])\n"
+        "print(code, sorted(m for m in ('scipy', 'pymc', 'xarray', 'pandas') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "0 []"
+
+
+# ---------------------------------------------------------------------- user paths: exit 2
+
+
+@pytest.fixture(scope="module")
+def exact_fit(tmp_path_factory) -> Path:
+    """``fit ivig_rm --model normal-normal --out DIR`` (exact engine: no sampling)."""
+    folder = tmp_path_factory.mktemp("exact") / "fit"
+    code, _, err = run_cli(["fit", "ivig_rm", "--model", "normal-normal", "--out", folder])
+    assert code == 0, err
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        (["design", "--n-per-arm", "100", "--control-rate", "0.5", "--sims", "400"], "--plot"),
+        (["report"], "--out"),
+    ],
+)
+def test_an_unwritable_user_path_is_bad_input(exact_fit, tmp_path, command, option) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder\n")
+    name, *rest = command
+    code, _, err = run_cli([name, exact_fit, *rest, option, blocker / "x"])
+    assert code == 2
+    assert assert_one_line_error(err) == (
+        f"{option} {blocker if option == '--plot' else blocker / 'x'}: "
+        + (
+            "is a file, not a folder"
+            if option == "--plot"
+            else f"{blocker} is a file, so no folder can be made in it"
+        )
     )

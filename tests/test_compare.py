@@ -8,8 +8,6 @@ heterogeneity. MCMC fits use 1000 draws x 4 chains (500 tuning) and fixed seeds.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 
@@ -18,6 +16,7 @@ import pytest
 from scipy import integrate, stats
 from scipy.special import expit
 
+from conftest import run_cli
 from trialsynth.analysis.loo import (
     CompareError,
     compare_models,
@@ -26,7 +25,6 @@ from trialsynth.analysis.loo import (
     parse_models,
     trial_likelihood_grid,
 )
-from trialsynth.cli.app import main
 from trialsynth.core.settings import SamplerSettings
 from trialsynth.data import ArmData, TrialData, load
 from trialsynth.models.spec import ModelSpec
@@ -51,13 +49,6 @@ def simulated(k: int, tau: float, seed: int, n: int = 100) -> TrialData:
         events_c=rng.binomial(n, expit(a), k),
         n_c=[n] * k,
     )
-
-
-def run_cli(args):
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(args)
-    return code, stdout.getvalue(), stderr.getvalue()
 
 
 # ------------------------------------------------------------------ quadrature

@@ -416,9 +416,13 @@ def test_an_exported_section_reruns_to_the_same_numbers(server, capsys, tmp_path
         params += [("exclude", s) for s in sc.get("exclude", [])]
         api = get(server, "/api/posterior", params)[1]
         data = "all" if "exclude" not in sc else "drop:" + ";".join(sc["exclude"])
-        match = [r for r in rows if r["settings"]["data"] == data
-                 and r["settings"]["tau"] == sc.get("tau", "half-normal(0.5)")
-                 and r["settings"]["mu"] == sc.get("mu", "normal(0, 2.82)")]
+        match = [
+            r
+            for r in rows
+            if r["settings"]["data"] == data
+            and r["settings"]["tau"] == sc.get("tau", "half-normal(0.5)")
+            and r["settings"]["mu"] == sc.get("mu", "normal(0, 2.82)")
+        ]
         assert len(match) == 1, (data, [r["settings"] for r in rows])
         assert match[0]["status"] == "ok"
         assert match[0]["p_mu_gt_0"] == api["p_mu_gt_0"] and match[0]["or"] == api["or"]

@@ -8,7 +8,6 @@ the conflict check's false-alarm rate, whose tolerance is stated where it is use
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -27,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trialsynth.cli.app import main
+from conftest import run_cli
 from trialsynth.core.files import JOURNAL, commit_files, recover
 from trialsynth.core.settings import SamplerSettings
 from trialsynth.data import ContrastData, DataError, load
@@ -38,17 +37,10 @@ from trialsynth.priors.prior import Prior, PriorError, PriorSet, parse_prior
 from trialsynth.results.base import FitResult
 from trialsynth.results.fitting import fit
 from trialsynth.results.provenance import analysis_key
-from trialsynth.workflow.safety import OutputError, prepare_output
+from trialsynth.workflow.outputs import OutputError, prepare_output
 
 SMALL = ["--draws", "300", "--tune", "300"]
 TRIALSYNTH = str(Path(sys.executable).with_name("trialsynth"))
-
-
-def call(args: list[Any]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
 
 
 # ---------------------------------------------------------------------- same seed, --from
@@ -58,7 +50,7 @@ def call(args: list[Any]) -> tuple[int, str, str]:
 def seeded(tmp_path_factory) -> Path:
     """`fit ivig_rm --seed 5` written to a folder (in-process)."""
     folder = tmp_path_factory.mktemp("seeded") / "fit"
-    code, _, err = call(["fit", "ivig_rm", *SMALL, "--seed", "5", "--out", folder, "--json"])
+    code, _, err = run_cli(["fit", "ivig_rm", *SMALL, "--seed", "5", "--out", folder, "--json"])
     assert code == 0, err
     return folder
 
@@ -78,7 +70,7 @@ def test_same_seed_gives_byte_identical_outputs(seeded, tmp_path) -> None:
 
 @pytest.mark.mcmc
 def test_other_seed_changes_the_numbers(seeded, tmp_path) -> None:
-    code, out, err = call(["fit", "ivig_rm", *SMALL, "--seed", "6", "--json"])
+    code, out, err = run_cli(["fit", "ivig_rm", *SMALL, "--seed", "6", "--json"])
     assert code == 0, err
     saved = json.loads((seeded / "summary.json").read_text())
     assert json.loads(out)["mu"]["mean"] != saved["mu"]["mean"]
@@ -86,7 +78,7 @@ def test_other_seed_changes_the_numbers(seeded, tmp_path) -> None:
 
 @pytest.mark.mcmc
 def test_fit_from_redoes_the_saved_analysis(seeded, tmp_path) -> None:
-    code, out, err = call(["fit", "--from", seeded, "--json"])
+    code, out, err = run_cli(["fit", "--from", seeded, "--json"])
     assert code == 0, err
     redo = json.loads(out)
     assert redo["redo"] == {
@@ -102,7 +94,7 @@ def test_fit_from_redoes_the_saved_analysis(seeded, tmp_path) -> None:
 
 def test_fit_from_rebuilds_data_from_the_stored_table(seeded, tmp_path) -> None:
     # The recorded source is gone (a CSV that was deleted): the stored table is used.
-    from trialsynth.workflow.safety import recorded_trials
+    from trialsynth.workflow.fit import recorded_trials
 
     prov = FitResult.load(seeded).provenance | {"data_name": str(tmp_path / "gone.csv")}
     data = recorded_trials(prov, "test")
@@ -111,7 +103,7 @@ def test_fit_from_rebuilds_data_from_the_stored_table(seeded, tmp_path) -> None:
 
 
 def test_fit_from_refuses_changed_data(seeded, tmp_path) -> None:
-    from trialsynth.workflow.safety import recorded_trials
+    from trialsynth.workflow.fit import recorded_trials
 
     prov = FitResult.load(seeded).provenance
     table = json.loads(prov["data_table"])
@@ -126,7 +118,7 @@ def test_fit_from_refuses_changed_data(seeded, tmp_path) -> None:
 
 @pytest.mark.mcmc
 def test_same_analysis_may_be_rewritten(seeded) -> None:
-    code, _, err = call(["fit", "ivig_rm", *SMALL, "--seed", "5", "--out", seeded])
+    code, _, err = run_cli(["fit", "ivig_rm", *SMALL, "--seed", "5", "--out", seeded])
     assert code == 0, err
 
 
@@ -147,7 +139,7 @@ def test_different_analysis_needs_force(seeded, monkeypatch, args, differs) -> N
         raise AssertionError("sampled before refusing the output folder")
 
     monkeypatch.setattr(fit_module, "_sample", refuse)
-    code, _, err = call([*args, "--out", seeded])
+    code, _, err = run_cli([*args, "--out", seeded])
     assert code == 2
     assert f"{seeded} holds a different analysis" in err and differs in err
     assert "--force" in err and "Traceback" not in err
@@ -158,9 +150,9 @@ def test_different_analysis_needs_force(seeded, monkeypatch, args, differs) -> N
 def test_force_overwrites(seeded, tmp_path) -> None:
     folder = tmp_path / "copy"
     shutil.copytree(seeded, folder)
-    code, _, err = call(["fit", "ivig_rm", *SMALL, "--seed", "8", "--out", folder])
+    code, _, err = run_cli(["fit", "ivig_rm", *SMALL, "--seed", "8", "--out", folder])
     assert code == 2 and "--force" in err
-    code, _, err = call(["fit", "ivig_rm", *SMALL, "--seed", "8", "--out", folder, "--force"])
+    code, _, err = run_cli(["fit", "ivig_rm", *SMALL, "--seed", "8", "--out", folder, "--force"])
     assert code == 0, err
     assert json.loads((folder / "summary.json").read_text())["seed"] == 8
 
@@ -168,7 +160,7 @@ def test_force_overwrites(seeded, tmp_path) -> None:
 def test_run_refuses_a_folder_of_another_analysis(seeded, tmp_path) -> None:
     spec = tmp_path / "s.toml"
     spec.write_text('[data]\nsource = "crins2014"\n', encoding="utf-8")
-    code, _, err = call(["run", spec, "--out", seeded])
+    code, _, err = run_cli(["run", spec, "--out", seeded])
     assert code == 2 and "holds a different analysis" in err and "--force" in err
 
 
@@ -336,7 +328,7 @@ def test_divergences_trigger_a_reported_refit_and_failure_is_marked(
     diverging_csv, tmp_path
 ) -> None:
     out = tmp_path / "failed"
-    code, stdout, err = call(["fit", diverging_csv, *DIVERGING, "--json", "--out", out])
+    code, stdout, err = run_cli(["fit", diverging_csv, *DIVERGING, "--json", "--out", out])
     assert code == 0, err  # not --strict: a warning, and the numbers are marked
     summary = json.loads(stdout)
     assert summary["refits"] and summary["refits"][0]["target_accept"] == 0.99
@@ -351,11 +343,11 @@ def test_divergences_trigger_a_reported_refit_and_failure_is_marked(
 
 @pytest.mark.mcmc
 def test_failed_fit_in_the_table_and_strict_exit(diverging_csv) -> None:
-    code, stdout, _ = call(["fit", diverging_csv, *DIVERGING])
+    code, stdout, _ = run_cli(["fit", diverging_csv, *DIVERGING])
     assert code == 0
     assert "CONVERGENCE FAILED" in stdout
     assert "refitted at target_accept 0.99 after" in stdout
-    code, _, err = call(["fit", diverging_csv, *DIVERGING, "--strict"])
+    code, _, err = run_cli(["fit", diverging_csv, *DIVERGING, "--strict"])
     assert code == 3 and "failed its convergence checks" in err
 
 
@@ -366,11 +358,11 @@ def test_conflict_is_reported_in_json_and_table() -> None:
     # The exact engine (normal-normal): no sampling. crins2014's pooled log-OR is about
     # -1.6; a prior mu ~ N(3, 0.1) puts it far out in the prior predictive tail.
     args = ["fit", "crins2014", "--model", "normal-normal", "--mu-prior", "normal(3, 0.1)"]
-    code, stdout, err = call([*args, "--json"])
+    code, stdout, err = run_cli([*args, "--json"])
     assert code == 0, err
     notes = [n for n in json.loads(stdout)["notices"] if n.startswith("prior-data conflict")]
     assert len(notes) == 1 and "(location)" in notes[0] and "normal(3, 0.1)" in notes[0]
-    code, stdout, _ = call(args)
+    code, stdout, _ = run_cli(args)
     assert "warning: prior-data conflict (location)" in stdout
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from trialsynth.core.frequentist import mantel_haenszel
 from trialsynth.core.revman_pooling import revman_pool
 from trialsynth.data import DataError, load
@@ -83,7 +84,12 @@ def test_sore_throat_every_stored_pooled_result_reproduced():
         if not (t.events_t.sum() + t.events_c.sum()):
             continue  # 2.4: no events at all, RevMan stores 0 (not estimable)
         rev = revman_pool(
-            t.events_t, t.n_t, t.events_c, t.n_c, measure=p.measure, method=p.method,
+            t.events_t,
+            t.n_t,
+            t.events_c,
+            t.n_c,
+            measure=p.measure,
+            method=p.method,
             model=p.model,
         )
         assert abs(rev.estimate - p.estimate) < TOL_RM5, o.number
@@ -236,32 +242,20 @@ def test_outcome_on_a_plain_csv_is_refused():
         load("ivig_rm", outcome="1.1")  # a shipped dataset is not a RevMan file
 
 
-def _call(args):
-    import contextlib
-    import io
-
-    from trialsynth.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
-
-
 def test_data_command_lists_outcomes_and_trials():
-    code, out, _ = _call(["data", FLEISS_RM5])
+    code, out, _ = run_cli(["data", FLEISS_RM5])
     assert code == 0
     assert "1.1 Aspirin for Preventing Death after Myocardial Infarction (dichotomous, 7" in out
     assert "1.2 Mental Health Treatment versus Control (continuous, 5 studies)" in out
     assert "RevMan: OR 0.897 (95% CI 0.841 to 0.957), Mantel-Haenszel" in out
-    code, out, _ = _call(["data", FLEISS_CSV, "--outcome", "1.1"])
+    code, out, _ = run_cli(["data", FLEISS_CSV, "--outcome", "1.1"])
     assert code == 0 and "ISIS-2" in out and "events_t <- EVENTS_1" in out
 
 
 def test_fit_keeps_revmans_result_as_published_reference():
     import json
 
-    code, out, err = _call(
+    code, out, err = run_cli(
         ["fit", FLEISS_RM5, "--outcome", "1.1", "--model", "normal-normal", "--json"]
     )
     assert code == 0, err

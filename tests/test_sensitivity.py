@@ -10,8 +10,6 @@ compiles it once; references are in tests/REFERENCES.md.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 from dataclasses import replace
@@ -21,8 +19,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from conftest import run_cli
 from trialsynth.analysis import sensitivity as sens
-from trialsynth.cli.app import main
 from trialsynth.core.settings import SamplerSettings
 from trialsynth.data import load
 from trialsynth.models.analysis import AnalysisSpec, load_spec
@@ -456,13 +454,6 @@ def test_bad_scheduler_address_is_one_line(mcmc_plan, tmp_path) -> None:
 # ---------------------------------------------------------------------- CLI and figure
 
 
-def call(argv: list[str]) -> tuple[int, str, str]:
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(argv)
-    return code, stdout.getvalue(), stderr.getvalue()
-
-
 SPEC_TOML = """
 [analysis]
 name = "crins"
@@ -492,7 +483,7 @@ def write_spec(tmp_path: Path, extra: str = "") -> Path:
 
 
 def test_cli_sensitivity_json_and_files(tmp_path) -> None:
-    code, out, err = call(["sensitivity", str(write_spec(tmp_path)), "--json"])
+    code, out, err = run_cli(["sensitivity", str(write_spec(tmp_path)), "--json"])
     assert code == 0, err
     rows = json.loads(out)
     assert len(rows) == 3
@@ -506,14 +497,14 @@ def test_cli_sensitivity_json_and_files(tmp_path) -> None:
     csv = (folder / "sensitivity.csv").read_text().splitlines()
     assert len(csv) == 4 and "p_or_gt_1" in csv[0]
 
-    code, out, _ = call(["sensitivity", str(write_spec(tmp_path))])
+    code, out, _ = run_cli(["sensitivity", str(write_spec(tmp_path))])
     assert code == 0
     assert "0 scenario(s) fitted, 3 reused" in out
     assert "uniform-shrinkage" in out and "power-scaling" in out
 
 
 def test_cli_run_also_runs_the_sensitivity(tmp_path) -> None:
-    code, out, err = call(["run", str(write_spec(tmp_path)), "--json"])
+    code, out, err = run_cli(["run", str(write_spec(tmp_path)), "--json"])
     assert code == 0, err
     assert json.loads(out)["engine"] == "exact"  # stdout stays the one summary object
     rows = json.loads((tmp_path / "out" / "sensitivity" / "sensitivity.json").read_text())
@@ -530,7 +521,7 @@ def test_cli_run_also_runs_the_sensitivity(tmp_path) -> None:
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, extra, args, message) -> None:
-    code, _, err = call(["sensitivity", str(write_spec(tmp_path, extra)), *args])
+    code, _, err = run_cli(["sensitivity", str(write_spec(tmp_path, extra)), *args])
     assert code == 2
     errors = [line for line in err.splitlines() if line.startswith("trialsynth: error: ")]
     assert len(errors) == 1 and message in errors[0], err
@@ -543,12 +534,12 @@ def test_cli_strict_exits_3_when_a_scenario_failed(tmp_path) -> None:
     text = path.read_text().replace("draws = 1000", "draws = 30").replace("tune = 500", "tune = 30")
     # one compiled structure (half-normal tau), shared with the other MCMC tests
     path.write_text(text.replace('"uniform-shrinkage"', '"half-normal(2)"'))
-    code, out, err = call(["sensitivity", str(path), "--strict"])
+    code, out, err = run_cli(["sensitivity", str(path), "--strict"])
     # 4 x 30 draws cannot reach ESS 400: every scenario fails its convergence checks
     assert code == 3
     assert out.count("FAILED") >= 3
     assert err.count("warning: scenario") == 3 and "ESS" in err
-    code, _, _ = call(["sensitivity", str(path)])
+    code, _, _ = run_cli(["sensitivity", str(path)])
     assert code == 0  # reported, not an error, without --strict
 
 
@@ -556,7 +547,7 @@ def test_cli_spec_without_section(tmp_path) -> None:
     text = write_spec(tmp_path).read_text().split("[sensitivity]")[0]
     path = tmp_path / "plain.toml"
     path.write_text(text)
-    code, _, err = call(["sensitivity", str(path)])
+    code, _, err = run_cli(["sensitivity", str(path)])
     assert code == 2 and "no [sensitivity] section; valid keys there: tau" in err
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from conftest import run_cli
 from trialsynth.analysis import updated_meta as um
 from trialsynth.analysis.assurance import simulate_counts
 from trialsynth.core.effects import log_odds_ratios
@@ -278,18 +279,6 @@ def test_binomial_reweighting_agrees_with_refits():
 # ------------------------------------------------------------------ CLI and figures
 
 
-def _run_cli(args):
-    import contextlib
-    import io
-
-    from trialsynth.cli.app import main
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(args)
-    return code, stdout.getvalue(), stderr.getvalue()
-
-
 @pytest.fixture(scope="module")
 def nn_folder(nn_fit, tmp_path_factory):
     folder = tmp_path_factory.mktemp("nn")
@@ -301,7 +290,7 @@ def test_cli_design_updated_meta_json_and_plot(nn_folder, tmp_path):
     import json
 
     png = tmp_path / "curves.png"
-    code, out, err = _run_cli(
+    code, out, err = run_cli(
         ["design", str(nn_folder), "--criterion", "updated-meta", "--n-per-arm", "100",
          "--n-per-arm", "300", "--control-rate", "0.5", "--sims", "8000", "--json",
          "--plot", str(png)]
@@ -311,7 +300,7 @@ def test_cli_design_updated_meta_json_and_plot(nn_folder, tmp_path):
     assert [r["n_per_arm"] for r in rows] == [100, 300]
     assert rows[0]["criterion"] == "updated-meta" and 0 < rows[0]["assurance"] < 1
     assert png.stat().st_size > 0
-    code, out, err = _run_cli(
+    code, out, err = run_cli(
         ["design", str(nn_folder), "--criterion", "updated-meta-classical", "--n-per-arm",
          "200", "--control-rate", "0.5", "--sims", "8000"]
     )  # fmt: skip
@@ -320,11 +309,11 @@ def test_cli_design_updated_meta_json_and_plot(nn_folder, tmp_path):
 
 
 def test_cli_design_updated_meta_bad_input_one_line(nn_folder):
-    code, _, err = _run_cli(
+    code, _, err = run_cli(
         ["design", str(nn_folder), "--criterion", "updated-meta", "--n-per-arm", "100"]
     )
     assert code == 2 and "--control-rate" in err and len(err.strip().splitlines()) == 1
-    code, _, err = _run_cli(
+    code, _, err = run_cli(
         ["design", str(nn_folder), "--criterion", "updated-meta", "--n-per-arm", "100",
          "--control-rate", "0.5", "--threshold", "1.2"]
     )  # fmt: skip

@@ -126,15 +126,7 @@ def spec_data(spec: AnalysisSpec) -> TrialData:
     data = load(
         spec.data_source(), columns=spec.columns or None, min_trials=1, outcome=spec.outcome
     )
-    missing = [s for s in spec.exclude if s not in data.study]
-    if missing:
-        raise SensitivityError(
-            f"{spec.path} [data] exclude: unknown study {missing[0]!r}; "
-            f"valid: {', '.join(data.study)}"
-        )
-    if spec.exclude:
-        data = data.subset([s for s in data.study if s not in spec.exclude])
-    return data
+    return spec.without_excluded(data, error=SensitivityError)
 
 
 @dataclass
@@ -830,37 +822,3 @@ def run(
 def comparable(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows without the run-dependent fields (:data:`RUN_FIELDS`), for comparing tables."""
     return [{k: v for k, v in r.items() if k not in RUN_FIELDS} for r in rows]
-
-
-def rich_progress(total: int) -> Any:
-    """A rich progress bar on stderr; use as ``with rich_progress(n) as tick: ...``."""
-    from contextlib import contextmanager
-
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    @contextmanager
-    def bar() -> Any:
-        with Progress(
-            TextColumn("scenarios"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.description}"),
-            console=Console(stderr=True),
-            transient=True,
-        ) as prog:
-            task = prog.add_task("", total=total)
-
-            def tick(s: Scenario, record: dict[str, Any]) -> None:
-                prog.update(task, advance=1, description=f"{s.label[:60]} ({record['status']})")
-
-            yield tick
-
-    return bar()

@@ -1,14 +1,11 @@
-"""``trialsynth design FIT --criterion updated-meta|updated-meta-classical``: call and render.
+"""``trialsynth design FIT --criterion updated-meta|updated-meta-classical``: rendering.
 
-Parses nothing of its own (the ``design`` command in :mod:`trialsynth.cli.app` does) and
-never imports the app: the consoles are passed in.
+The ``design`` command (:mod:`trialsynth.cli.design`) parses and calls
+:func:`trialsynth.workflow.design.updated_design_from_folder`; this prints its result.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich import box
@@ -18,65 +15,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from trialsynth.analysis.updated_meta import UpdatedDesign
-    from trialsynth.results.base import FitResult
-
-
-def run_updated_design(
-    result: FitResult,
-    sizes: list[int],
-    *,
-    criterion: str,
-    threshold: float,
-    alpha: float,
-    control_rate: float | None,
-    target: float,
-    sims: int,
-    seed: int | None,
-    refit_check: int,
-    plot: Path | None,
-    as_json: bool,
-    out: Console,
-    err: Console,
-) -> None:
-    """Compute the updated-meta design, check weak reweighting by refits, print or dump it."""
-    from trialsynth.analysis import updated_meta as um
-
-    res = um.design_updated(
-        result,
-        sizes,
-        criterion=criterion,
-        threshold=threshold,
-        alpha=alpha,
-        control_rate=control_rate,
-        target=target,
-        sims=sims,
-        seed=seed,
-    )
-    weak = [
-        p.n_per_arm
-        for p in res.points
-        if p.importance and p.importance["ess_min_near_threshold"] < um.ESS_WARN
-    ]
-    if weak and refit_check > 0:
-        if not as_json:
-            err.print(
-                f"[yellow]note[/yellow]: Kish ESS below {um.ESS_WARN:g} near the threshold at "
-                f"N = {', '.join(map(str, weak))}: refitting {refit_check} simulated trials by "
-                "MCMC to check the reweighting (--refit-check 0 skips)"
-            )
-        res = um.refit_check(result, res, trials=refit_check)
-    if plot is not None:
-        import matplotlib.pyplot as plt
-
-        from trialsynth.report.figures_design import assurance_curves_plot
-
-        fig = assurance_curves_plot(res)
-        fig.savefig(plot, dpi=200)
-        plt.close(fig)
-    if as_json:
-        sys.stdout.write(json.dumps(res.to_json(), indent=2) + "\n")
-        return
-    print_updated_design(res, out)
 
 
 def print_updated_design(res: UpdatedDesign, out: Console) -> None:

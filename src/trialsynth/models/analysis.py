@@ -14,13 +14,16 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trialsynth.core.errors import TrialsynthError
 from trialsynth.core.settings import SamplerSettings
 from trialsynth.models.schema import SpecDocument, validate
 from trialsynth.models.spec import ModelSpec
 from trialsynth.priors.prior import PriorSet
+
+if TYPE_CHECKING:
+    from trialsynth.data.trials import TrialData
 
 
 class SpecError(TrialsynthError):
@@ -84,6 +87,27 @@ class AnalysisSpec:
     def output_dir(self) -> Path:
         """Where ``run`` writes its outputs."""
         return self.out_dir or Path("reports") / self.name
+
+    def without_excluded(
+        self,
+        data: TrialData,
+        *,
+        where: str | None = None,
+        error: type[TrialsynthError] = SpecError,
+    ) -> TrialData:
+        """``data`` without the ``[data] exclude`` studies, each of which must be in it.
+
+        ``where`` names the spec in the message (default: its resolved path).
+        """
+        missing = [s for s in self.exclude if s not in data.study]
+        if missing:
+            raise error(
+                f"{where or self.path} [data] exclude: unknown study {missing[0]!r}; "
+                f"valid: {', '.join(data.study)}"
+            )
+        if not self.exclude:
+            return data
+        return data.subset([s for s in data.study if s not in self.exclude])
 
 
 def _opt_float(value: float | None) -> float | None:

@@ -1,25 +1,14 @@
-"""Nothing lost or half-written: FIT folder commits, crash recovery, overwrite protection.
+"""Output folders: checked before fitting, written after (``fit --out``, ``run``).
 
-Three guarantees for a ``FIT`` folder (``posterior.nc``, ``summary.json``,
-``summary.csv``):
-
-* **Whole files, one analysis.** :func:`commit_files` writes every file of a save to a
-  hidden temporary name in the folder, then writes a small journal
-  (``.trialsynth-commit.json``, itself temp + rename) naming the renames, then renames
-  the files into place and deletes the journal. A run killed before the journal exists
-  leaves the previous files untouched (and hidden temporaries, removed later); killed
-  after, the next :func:`recover` (called by every save, by ``FitResult.load`` and by
-  :func:`prepare_output`) finishes the renames. Either way the folder holds the old set
-  or the new set, never a mix, and no file is ever partial.
 * **Writable before fitting.** :func:`prepare_output` checks that the output folder can be
   created and written before minutes of sampling are spent.
 * **No silent overwrite.** A folder that holds a *different* analysis (another
-  :func:`analysis_key`: data, model, priors, sampler settings, seed or engine) is not
-  overwritten without ``force``; re-running the same analysis is fine (also after a
-  package upgrade: versions are not part of the analysis key).
-
-It also rebuilds the inputs of a saved fit from its provenance (``trialsynth fit --from
-FIT``): :func:`redo_inputs`.
+  :func:`~trialsynth.results.provenance.analysis_key`: data, model, priors, sampler
+  settings, seed or engine) is not overwritten without ``force``; re-running the same
+  analysis is fine (also after a package upgrade: versions are not part of the key).
+* **Whole files, one analysis.** :func:`write_outputs` saves the result and its forest
+  plot through the journalled commits of :mod:`trialsynth.core.files` (a kill leaves the
+  old set or the new set, never a mix), then the report when asked.
 """
 
 from __future__ import annotations
@@ -27,20 +16,34 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trialsynth.core.errors import TrialsynthError
-from trialsynth.core.files import TEMP_PREFIX, recover
-from trialsynth.results.provenance import analysis_key
+from trialsynth.core.files import TEMP_PREFIX, commit_files, recover
+from trialsynth.engines.select import choose_engine
+from trialsynth.models.spec import resolve_priors
+from trialsynth.report.context import find_sensitivity
+from trialsynth.report.forest import forest_plot
+from trialsynth.report.report import (
+    ReportFiles,
+    analysis_meta,
+    report_from_folder,
+    write_analysis_meta,
+)
+from trialsynth.report.report import write_report as report_files
+from trialsynth.results.provenance import analysis_key, provenance_key_fields
 
 if TYPE_CHECKING:
     from trialsynth.core.settings import SamplerSettings
     from trialsynth.data import TrialData
+    from trialsynth.engines.base import Progress
     from trialsynth.models.spec import ModelSpec
     from trialsynth.priors.prior import PriorSet
+    from trialsynth.results.base import FitResult
 
 #: Files of a FIT folder that identify the analysis it holds.
 FIT_FILES = ("posterior.nc", "summary.json", "summary.csv")
@@ -106,7 +109,8 @@ def _legacy_same(summary: Mapping[str, Any], provenance: Mapping[str, Any]) -> b
     )
 
 
-def _differences(summary: Mapping[str, Any], provenance: Mapping[str, Any]) -> str:
+def differences(summary: Mapping[str, Any], provenance: Mapping[str, Any]) -> str:
+    """What differs between a saved summary and the provenance of an analysis, for messages."""
     parts = []
     if summary.get("data_sha256") != provenance.get("data_sha256"):
         parts.append("data")
@@ -185,109 +189,113 @@ def prepare_output(
     if not same:
         raise OutputError(
             f"{out} holds a different analysis ({saved.describe()}; differs in "
-            f"{_differences(saved.summary, provenance)}); use --force to overwrite it or "
+            f"{differences(saved.summary, provenance)}); use --force to overwrite it or "
             f"choose another {option}"
         )
     return out
 
 
-# ---------------------------------------------------------------------- redo
+def check_output(
+    folder: Path,
+    data: TrialData,
+    spec: ModelSpec,
+    priors: PriorSet,
+    settings: SamplerSettings,
+    engine: str,
+    *,
+    force: bool = False,
+    option: str = "--out",
+) -> dict[str, Any]:
+    """:func:`prepare_output` for the analysis of these inputs; returns its key fields.
+
+    ``engine`` may be ``auto`` (resolved here as the fit will resolve it).
+    """
+    chosen = choose_engine(engine, spec, resolve_priors(spec, data, priors))
+    fields = provenance_key_fields(data, spec, priors, settings, engine=chosen)
+    prepare_output(folder, fields, force=force, option=option)
+    return fields
 
 
-@dataclass(frozen=True)
-class RedoInputs:
-    """Everything needed to redo a saved fit."""
-
-    data: TrialData
-    spec: ModelSpec
-    priors: PriorSet
-    settings: SamplerSettings
-    engine: str
-    provenance: dict[str, Any]
+# ---------------------------------------------------------------------- writing
 
 
-def _trials_from_table(provenance: Mapping[str, Any]) -> TrialData:
-    import pandas as pd
+def _say(progress: Progress | None, phase: str) -> None:
+    if progress is not None:
+        progress(phase)
 
-    from trialsynth.data import trial_type
 
-    frame = pd.DataFrame(json.loads(provenance["data_table"]))  # no type guessing
-    trials = trial_type("arm" if "events_t" in frame.columns else "contrast")
-    covariates = frame.drop(columns=["study", *trials.COLUMNS]).reset_index(drop=True)
-    for c in covariates.columns:
-        if covariates[c].dtype == object:
-            covariates[c] = covariates[c].astype("str").where(covariates[c].notna())
-    return trials(
-        provenance.get("data_name", "saved data"),
-        [str(s) for s in frame["study"]],
-        covariates=covariates,
-        **{c: frame[c].to_numpy() for c in trials.COLUMNS},
+def write_outputs(
+    result: FitResult,
+    folder: Path,
+    *,
+    progress: Progress | None = None,
+    title: str | None = None,
+    treatment: str = "treatment",
+    control: str = "control",
+    analysis: dict[str, Any] | None = None,
+    report: bool = False,
+) -> dict[str, float]:
+    """Save ``result`` and its forest plot into ``folder`` (and the report if ``report``).
+
+    Returns
+    -------
+    dict
+        Seconds spent per phase (``save_s``, ``plots_s``, and the report's phases).
+    """
+    import matplotlib.pyplot as plt  # heavy: only when a folder is written
+
+    timings = {}
+    t0 = time.perf_counter()
+    _say(progress, "save")
+    result.save(folder)
+    timings["save_s"] = time.perf_counter() - t0
+    _say(progress, "plots")
+    t0 = time.perf_counter()
+    fig = forest_plot(
+        result,
+        title=title or f"{result.provenance['data_name']}: {result.summary()['model']}",
+        treatment=treatment,
+        control=control,
     )
+    # through a journalled commit: never a half-written figure
+    commit_files(folder, {"forest.png": lambda path: fig.savefig(path, dpi=300, format="png")})
+    plt.close(fig)
+    timings["plots_s"] = time.perf_counter() - t0
+    if report:
+        timings |= write_report(result, folder, analysis=analysis, progress=progress)
+    return timings
 
 
-def recorded_trials(provenance: Mapping[str, Any], where: str) -> TrialData:
-    """The analysed trials of a saved fit, checked against its recorded sha256.
+def write_report(
+    result: FitResult,
+    folder: Path,
+    *,
+    analysis: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, float]:
+    """Write ``analysis.json``, the figures, ``report.html`` and ``report.md`` into a FIT folder.
 
-    Tries the recorded source (a shipped dataset or the CSV path as given, subset to the
-    analysed studies), then the data table stored in the provenance.
-
-    Raises
-    ------
-    OutputError
-        When neither reproduces the recorded data hash.
+    The report shows the sensitivity table found in ``folder/sensitivity``, if any.
     """
-    from trialsynth.data import DataError, load
-
-    sha = provenance["data_sha256"]
-    studies = list(provenance.get("studies", []))
-    try:
-        outcome = (provenance.get("reference") or {}).get("analysis")  # a RevMan outcome
-        data = load(provenance["data_name"], min_trials=1, outcome=outcome)
-        if data.sha256 != sha and studies and set(studies) <= set(data.study):
-            data = data.subset(studies)
-        if data.sha256 == sha:
-            return data
-    except (DataError, KeyError, ValueError):
-        pass
-    try:
-        data = _trials_from_table(provenance)
-    except (KeyError, ValueError, TypeError) as err:
-        raise OutputError(f"{where}: the recorded data table cannot be read ({err})") from None
-    if data.sha256 != sha:
-        raise OutputError(
-            f"{where}: the data of this fit cannot be recovered ({provenance.get('data_name')} "
-            "has changed and the stored table does not reproduce the recorded sha256)"
-        )
-    return data
+    _say(progress, "report")
+    meta = analysis or analysis_meta(name=str(result.provenance["data_name"]))
+    write_analysis_meta(folder, meta)
+    files = report_files(result, folder, analysis=meta, sensitivity=find_sensitivity(folder))
+    return files.timings
 
 
-def redo_inputs(fit_dir: str | os.PathLike[str]) -> RedoInputs:
-    """Data, model, priors, sampler settings and engine of a saved fit, verified.
+def report_folder(
+    fit_dir: Path,
+    out_dir: Path | None = None,
+    *,
+    formats: tuple[str, ...] = ("html", "md"),
+    figure_formats: tuple[str, ...] = ("png", "svg"),
+) -> ReportFiles:
+    """``trialsynth report FIT [--out DIR]``: the report of a saved fit.
 
-    The rebuilt inputs must give the recorded :func:`analysis_key` (the same analysis);
-    package versions may differ (then the numbers may differ in Monte Carlo error).
-
-    Raises
-    ------
-    trialsynth.results.provenance.ResultError
-        The folder cannot be loaded (see ``FitResult.load``).
-    OutputError
-        The inputs cannot be rebuilt exactly.
+    The target folder is checked (and made) first, so an unwritable one is the user's
+    one-line error, not a failure half-way through the figures.
     """
-    from trialsynth.core.settings import SamplerSettings
-    from trialsynth.results.base import FitResult
-    from trialsynth.results.provenance import provenance_key_fields
-
-    result = FitResult.load(fit_dir)
-    prov = result.provenance
-    data = recorded_trials(prov, str(fit_dir))
-    spec, priors = result.spec, result.priors
-    settings = SamplerSettings(**prov["settings"])
-    engine = prov.get("engine", "mcmc")
-    rebuilt = provenance_key_fields(data, spec, priors, settings, engine=engine)
-    if analysis_key(rebuilt) != analysis_key(prov):
-        raise OutputError(
-            f"{fit_dir}: the saved provenance does not rebuild the same analysis (differs in "
-            f"{_differences({**rebuilt, 'model_spec': rebuilt['model']}, prov)})"
-        )
-    return RedoInputs(data, spec, priors, settings, engine, dict(prov))
+    if (fit_dir / "posterior.nc").is_file():
+        prepare_output(out_dir or fit_dir, option="--out" if out_dir else "FIT")
+    return report_from_folder(fit_dir, out_dir, formats=formats, figure_formats=figure_formats)

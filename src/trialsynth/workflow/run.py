@@ -1,0 +1,208 @@
+"""What ``trialsynth run SPEC.toml`` does, as functions returning objects.
+
+:func:`plan_run` reads the spec and its data (exclusions applied), checks the output
+folder and finds an identical fit saved there (reused unless ``refit``);
+:func:`run_analysis` fits (or reuses) and writes what is not current: summary, posterior,
+forest plot and, without a ``[sensitivity]`` section, the report. With one, the caller runs
+the scenarios (:mod:`trialsynth.workflow.sensitivity`) and :func:`finish_run` writes the
+report with their table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trialsynth.analysis.absolute import check_options
+from trialsynth.analysis.cumulative import trial_order
+from trialsynth.analysis.sensitivity import SensitivityResult, parse_section
+from trialsynth.core.errors import TrialsynthError
+from trialsynth.data import SHIPPED_DATASETS, TrialData, load
+from trialsynth.engines.select import choose_engine
+from trialsynth.models.analysis import AnalysisSpec, SpecError, load_spec
+from trialsynth.models.spec import ModelError, ModelSpec, resolve_priors
+from trialsynth.report.report import analysis_meta, is_current
+from trialsynth.results.base import FitResult
+from trialsynth.results.fitting import fit
+from trialsynth.results.provenance import fit_key
+from trialsynth.workflow.fit import with_absolute
+from trialsynth.workflow.outputs import check_output, write_outputs, write_report
+
+if TYPE_CHECKING:
+    from trialsynth.core.settings import SamplerSettings
+    from trialsynth.engines.base import Progress
+
+
+def _silent(_note: str) -> None:
+    """Say nothing."""
+
+
+@dataclass
+class RunPlan:
+    """A spec ready to fit: its data and model, the output folder, a reusable saved fit."""
+
+    spec: AnalysisSpec
+    spec_path: Path
+    settings: SamplerSettings
+    folder: Path
+    data: TrialData
+    model: ModelSpec
+    engine: str
+    previous: FitResult | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The report's analysis metadata (from the spec's ``[analysis]``)."""
+        s = self.spec
+        return analysis_meta(
+            name=s.name,
+            title=s.title,
+            question=s.question,
+            treatment=s.treatment,
+            control=s.control,
+            spec=str(self.spec_path),
+            cumulative=s.cumulative,
+        )
+
+
+@dataclass
+class RunOutcome:
+    """The fit of a run, its summary, and whether its files were (re)written."""
+
+    result: FitResult
+    summary: dict[str, Any]
+    fresh: bool
+
+
+def _spec_data(spec: AnalysisSpec, spec_path: Path) -> TrialData:
+    """The spec's data, checked to exist, after its ``[data] exclude`` list."""
+    source = spec.data_source()
+    if not Path(source).is_file() and source not in SHIPPED_DATASETS:
+        raise SpecError(
+            f"{spec_path} [data] source: {spec.source!r} is neither a file nor a shipped dataset"
+            f" (shipped datasets: {', '.join(sorted(SHIPPED_DATASETS))})"
+        )
+    data = load(
+        source,
+        columns=spec.columns or None,
+        min_trials=1 if spec.model == "common-effect" else 2,
+        outcome=spec.outcome,
+    )
+    return spec.without_excluded(data, where=str(spec_path))
+
+
+def plan_run(
+    spec_path: Path,
+    *,
+    out_dir: Path | None = None,
+    seed: int | None = None,
+    refit: bool = False,
+    force: bool = False,
+    notify: Callable[[str], None] = _silent,
+) -> RunPlan:
+    """Read and check everything a run needs before fitting (errors before any sampling).
+
+    ``notify`` receives the data's notices, the exclusions and the reuse of a saved fit.
+    """
+    started = time.perf_counter()
+    spec = load_spec(spec_path)
+    check_options(spec.control_risk, spec.mcid, spec.benefit, f"{spec_path} [analysis]")
+    if spec.sensitivity:  # a bad section fails now, not after the main fit
+        parse_section(spec.sensitivity, where=f"{spec.path} [sensitivity]")
+    settings = spec.sampler if seed is None else replace(spec.sampler, seed=seed)
+    folder = out_dir or spec.output_dir()
+    data = _spec_data(spec, spec_path)
+    try:
+        model = spec.model_spec(data.kind)
+    except ModelError as e:
+        raise SpecError(f"{spec_path} [model]: {e}") from None
+    for notice in data.notices:
+        notify(notice)
+    for s in spec.exclude:
+        notify(f"excluded {s} (spec [data] exclude)")
+    if spec.cumulative:  # an unknown [cumulative] order column: one line now, not after fitting
+        trial_order(data, spec.cumulative, option=f"{spec_path} [cumulative] order")
+    engine = choose_engine(spec.engine, model, resolve_priors(model, data, spec.priors))
+    fields = check_output(  # before sampling: writable, and no other analysis overwritten
+        folder,
+        data,
+        model,
+        spec.priors,
+        settings,
+        engine,
+        force=force,
+        option="--out" if out_dir is not None else f"{spec_path} [output] dir",
+    )
+    plan = RunPlan(spec, spec_path, settings, folder, data, model, engine, started=started)
+    if not refit and (folder / "posterior.nc").exists():
+        try:
+            previous = FitResult.load(folder)
+        except TrialsynthError:  # unreadable or another format: fit again
+            previous = None
+        if previous is not None and previous.provenance.get("fit_key") == fit_key(fields):
+            plan.previous = previous
+            notify(
+                f"reusing the identical fit saved in {folder} (same data, model, priors, "
+                "sampler settings, seed and versions); --refit samples again"
+            )
+    return plan
+
+
+def run_analysis(
+    plan: RunPlan,
+    *,
+    progress: Progress | None = None,
+    notify: Callable[[str], None] = _silent,
+) -> RunOutcome:
+    """Fit (or reuse the saved fit) and write the outputs that are not current.
+
+    ``notify`` hears why a fit has no absolute effects.
+    """
+    spec = plan.spec
+    result = plan.previous or fit(
+        plan.data,
+        spec=plan.model,
+        priors=spec.priors,
+        settings=plan.settings,
+        # with a [sensitivity] section the in-process scenarios of the same structure
+        # reuse this compiled model (one compile instead of two, and the main scenario's
+        # numbers are the main fit's)
+        reusable=bool(spec.sensitivity),
+        progress=progress,
+        engine=plan.engine,
+    )
+    meta = plan.meta
+    saved_absolute = result.extras.get("absolute")
+    options = {"control_risk": spec.control_risk, "mcid": spec.mcid, "benefit": spec.benefit}
+    with_absolute(result, options, notify)
+    fresh = bool(
+        result.timings
+        or not (plan.folder / "forest.png").exists()
+        or not is_current(plan.folder, meta)  # missing, other format, or other question
+        or result.extras.get("absolute") != saved_absolute  # other control risk or MCID
+    )
+    if fresh:
+        result.timings |= write_outputs(
+            result,
+            plan.folder,
+            progress=progress,
+            title=spec.title or None,
+            treatment=spec.treatment,
+            control=spec.control,
+            analysis=meta,
+            report=not spec.sensitivity,  # written after the sensitivity runs
+        )
+    summary = result.summary()
+    result.timings["total_s"] = time.perf_counter() - plan.started
+    return RunOutcome(result, summary, fresh)
+
+
+def finish_run(plan: RunPlan, outcome: RunOutcome, sensitivity: SensitivityResult) -> None:
+    """The report with the sensitivity table, unless nothing it shows has changed."""
+    meta = plan.meta
+    if outcome.fresh or sensitivity.changed or not is_current(plan.folder, meta):
+        write_report(outcome.result, plan.folder, analysis=meta)
