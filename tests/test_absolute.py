@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 from scipy.special import expit, logit
 
+from conftest import run_cli
 from trialsynth.analysis.absolute import (
     AbsoluteError,
     absolute_effects,
@@ -158,17 +159,9 @@ def test_posterior_control_risk_from_alpha_draws(bcg_mcmc):
 
 
 def test_cli_prints_one_line_per_absolute_quantity_and_writes_json(tmp_path):
-    import contextlib
-    import io
-
-    from trialsynth.cli import main
-
-    buf, err = io.StringIO(), io.StringIO()
     args = ["fit", "ivig_rm", "--model", "normal-normal", "--control-risk", "0.5", "--mcid", "50"]
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(err):
-        code = main([*args, "--out", str(tmp_path / "f")])
-    assert code == 0, err.getvalue()
-    text = buf.getvalue()
+    code, text, err = run_cli([*args, "--out", tmp_path / "f"])
+    assert code == 0, err
     for line in (
         "risk with control",
         "risk with treatment",

@@ -551,9 +551,11 @@ def test_every_user_error_class_is_a_trialsynth_error() -> None:
 
 
 def test_choice_enums_are_the_library_lists() -> None:
+    from trialsynth.analysis.absolute import BENEFITS
     from trialsynth.analysis.assurance import CRITERIA
     from trialsynth.analysis.updated_meta import UPDATED_CRITERIA
     from trialsynth.cli import options
+    from trialsynth.core.settings import ENGINES
     from trialsynth.models.spec import LIKELIHOODS, MODELS, RANDOM_EFFECTS, SUBGROUP_TAU
     from trialsynth.workflow.fit import FIT_ENGINES
 
@@ -561,7 +563,9 @@ def test_choice_enums_are_the_library_lists() -> None:
     assert [m.value for m in options.Likelihood] == list(LIKELIHOODS)
     assert [m.value for m in options.RandomEffects] == list(RANDOM_EFFECTS)
     assert [m.value for m in options.SubgroupTau] == list(SUBGROUP_TAU)
-    assert [m.value for m in options.Engine] == list(FIT_ENGINES)
+    assert [m.value for m in options.FitEngine] == list(FIT_ENGINES)
+    assert {m.value for m in options.Engine} == set(ENGINES)
+    assert [m.value for m in options.Benefit] == list(BENEFITS)
     assert [m.value for m in options.Criterion] == [*CRITERIA, *UPDATED_CRITERIA]
 
 

@@ -7,14 +7,13 @@ classical cumulative DerSimonian-Laird estimate.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from trialsynth.analysis.cumulative import (
     CumulativeError,
     cumulative,
@@ -32,15 +31,6 @@ from trialsynth.results.fitting import fit
 NORMAL = ModelSpec(likelihood="normal")
 #: Agreement in Monte Carlo standard errors (a 4-MCSE miss has probability 6e-5).
 N_MCSE = 4.0
-
-
-def run_cli(args):
-    from trialsynth.cli.app import main
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(args)
-    return code, stdout.getvalue(), stderr.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -231,7 +231,8 @@ def test_cli_engine_errors(capsys) -> None:
     )
     assert main(["fit", "crins2014", "--engine", "quick"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "trialsynth: error: unknown engine 'quick'; valid: mcmc, exact, auto, both"
+        "trialsynth: error: Invalid value for '--engine': 'quick' is not one of 'auto', 'mcmc', "
+        "'exact', 'both'. (see 'trialsynth fit --help')"
     )
 
 

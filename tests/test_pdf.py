@@ -13,6 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from trialsynth.analysis.absolute import attach_absolute
 from trialsynth.data import load
 from trialsynth.models.spec import ModelSpec
@@ -102,17 +103,11 @@ def test_format_lists_are_checked():
 
 @needs_pdf
 def test_run_writes_pdf_report_and_figures(tmp_path):
-    import contextlib
-    import io
-
-    from trialsynth.cli import main
-
     spec = tmp_path / "s.toml"
     spec.write_text(
         '[data]\nsource = "ivig_rm"\n[model]\nmodel = "normal-normal"\n'
         "[analysis]\ncontrol_risk = 0.5\nmcid = 50\n"
     )
-    out, err = io.StringIO(), io.StringIO()
     args = [
         "run",
         spec,
@@ -123,10 +118,9 @@ def test_run_writes_pdf_report_and_figures(tmp_path):
         "--figure-format",
         "pdf",
     ]
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    assert code == 0, err.getvalue()
+    code, out, err = run_cli(args)
+    assert code == 0, err
     folder = tmp_path / "o"
     assert (folder / "report.pdf").stat().st_size > 0 and (folder / "sof.csv").is_file()
     assert (folder / "figures" / "forest.pdf").is_file()
-    assert "P(difference > 50)" in out.getvalue()
+    assert "P(difference > 50)" in out

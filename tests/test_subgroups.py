@@ -390,7 +390,7 @@ def test_cli_meta_regression_and_student_t_table(capsys) -> None:
         ),
         (
             ["--subgroup", "population", "--subgroup-tau", "own"],
-            "unknown subgroup_tau 'own'; valid: shared, separate",
+            "Invalid value for '--subgroup-tau': 'own' is not one of 'shared', 'separate'.",
         ),
         (["--covariate", "region"], "covariate 'region' is not in the data; valid: year, "),
         (["--covariate", "population"], "covariate 'population' is not numeric"),

@@ -44,9 +44,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Bayesian random-effects meta-analysis of randomised trials.",
 )
-for _module in (fit, run, query, design, sensitivity, report, compare):
+for _module in (fit, run, query, design, sensitivity, report, compare, cumulative):
     _module.register(app)
-app.command(name="cumulative")(cumulative.cumulative_command)
 app.add_typer(cache.cache_app, name="cache")
 app.command(name="data")(data.data)
 app.command(name="bias")(bias.bias)

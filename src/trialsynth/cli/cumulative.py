@@ -1,27 +1,26 @@
-"""``trialsynth cumulative DATA|SPEC``: parse, call :mod:`trialsynth.analysis.cumulative`, render.
+"""``trialsynth cumulative DATA|SPEC``: parse, call :mod:`trialsynth.workflow.cumulative`, render.
 
-Registered on the app by :mod:`trialsynth.cli.app` (``app.command("cumulative")``); it never
-imports the app. Bad input raises a :class:`~trialsynth.core.errors.TrialsynthError`, which
-the entry point prints as one line with exit code 2.
+Registered on the app by :mod:`trialsynth.cli.app`; it never imports the app. Bad input raises
+a :class:`~trialsynth.core.errors.TrialsynthError`, which the entry point prints as one line
+with exit code 2.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from trialsynth.cli import render
+from trialsynth.cli.fit import priors_from_options
+from trialsynth.cli.options import Engine, Likelihood, Model, RandomEffects, Seed
+from trialsynth.cli.render import err, out
+from trialsynth.core.settings import DEFAULT_SEED, SamplerSettings
 
 if TYPE_CHECKING:
     from trialsynth.analysis.cumulative import Cumulative
-
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 
 def cumulative_command(
@@ -35,26 +34,24 @@ def cumulative_command(
     order: Annotated[
         str, typer.Option(help="Column giving the publication order (ties keep file order).")
     ] = "year",
-    model: Annotated[
-        str, typer.Option(help="binomial-normal | normal-normal | common-effect")
-    ] = "binomial-normal",
-    engine: Annotated[
-        str, typer.Option(help="auto | mcmc | exact (auto: exact for normal-normal).")
-    ] = "auto",
-    likelihood: Annotated[
-        str | None, typer.Option(help="binomial | normal (for common-effect)")
-    ] = None,
+    model: Annotated[Model, typer.Option(help="The model of the trials' effects.")] = (
+        Model.BINOMIAL_NORMAL
+    ),
+    engine: Annotated[Engine, typer.Option(help="auto: exact for normal-normal.")] = Engine.AUTO,
+    likelihood: Annotated[Likelihood | None, typer.Option(help="For common-effect.")] = None,
     mu_prior: Annotated[str | None, typer.Option(help="Prior of the pooled log-OR.")] = None,
     tau_prior: Annotated[str | None, typer.Option(help="Heterogeneity prior.")] = None,
     baseline_prior: Annotated[
         str | None, typer.Option(help="Prior of control-arm log-odds.")
     ] = None,
-    random_effects: Annotated[str, typer.Option(help="normal | student-t")] = "normal",
+    random_effects: Annotated[
+        RandomEffects, typer.Option(help="Distribution of the trial effects around mu.")
+    ] = RandomEffects.NORMAL,
     nu: Annotated[float | None, typer.Option(help="Student-t degrees of freedom.")] = None,
     draws: Annotated[int, typer.Option(help="Posterior draws per chain (MCMC).")] = 2000,
     tune: Annotated[int, typer.Option(help="Tuning draws per chain (MCMC).")] = 1000,
     chains: Annotated[int, typer.Option(help="Number of chains (MCMC).")] = 4,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default 20261125).")] = None,
+    seed: Seed = None,
     out_dir: Annotated[
         Path | None,
         typer.Option(
@@ -65,124 +62,31 @@ def cumulative_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
 ) -> None:
     """Cumulative meta-analysis: refit after each trial in publication order."""
-    from trialsynth.analysis.cumulative import cumulative
+    from trialsynth.workflow import cumulative as workflow
 
-    trials, spec, priors, settings, engine = _inputs(
-        source,
-        model=model,
-        engine=engine,
-        likelihood=likelihood,
-        random_effects=random_effects,
-        nu=nu,
-        priors=(mu_prior, tau_prior, baseline_prior),
-        sampler=(draws, tune, chains, seed),
-    )
-    with err.status("fitting the trials one by one") if not as_json else _quiet():
-        res = cumulative(
-            trials, spec=spec, priors=priors, settings=settings, order=order, engine=engine
+    if source.endswith(".toml"):
+        inputs = workflow.inputs_from_spec(source, seed)
+    else:
+        inputs = workflow.inputs_from_options(
+            source,
+            model=model.value,
+            engine=engine.value,
+            likelihood=likelihood.value if likelihood else None,
+            random_effects=random_effects.value,
+            nu=nu,
+            priors=priors_from_options(mu=mu_prior, tau=tau_prior, baseline=baseline_prior),
+            settings=SamplerSettings(
+                draws=draws, tune=tune, chains=chains, seed=DEFAULT_SEED if seed is None else seed
+            ),
         )
+    with render.progress(not as_json, "fitting the trials one by one"):
+        res = inputs.run(order)
     if out_dir is not None:
-        write_outputs(res, out_dir)
+        workflow.write_cumulative(res, out_dir)
     if as_json:
-        sys.stdout.write(json.dumps(res.to_json(), indent=2) + "\n")
+        render.print_json(res.to_json())
         return
     print_cumulative(res)
-
-
-class _quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _inputs(
-    source: str,
-    *,
-    model: str,
-    engine: str,
-    likelihood: str | None,
-    random_effects: str,
-    nu: float | None,
-    priors: tuple[str | None, str | None, str | None],
-    sampler: tuple[int, int, int, int | None],
-) -> tuple[Any, Any, Any, Any, str]:
-    """Data, model, priors, sampler settings and engine from a spec or from the options."""
-    from trialsynth.analysis.cumulative import CumulativeError
-    from trialsynth.core.settings import DEFAULT_SEED, SamplerSettings
-    from trialsynth.data import load
-    from trialsynth.models.spec import ModelSpec
-    from trialsynth.priors.prior import PriorError, PriorSet, parse_prior
-
-    draws, tune, chains, seed = sampler
-    if source.endswith(".toml"):
-        return _spec_inputs(source, seed)
-    options = ("--mu-prior", "--tau-prior", "--baseline-prior")
-    for option, role, text in zip(options, ("mu", "tau", "baseline"), priors, strict=True):
-        try:
-            if text:
-                parse_prior(text, role)  # type: ignore[arg-type]
-        except PriorError as e:
-            raise CumulativeError(f"{option}: {e}") from None
-    prior_set = PriorSet.from_strings(mu=priors[0], tau=priors[1], baseline=priors[2])
-    trials = load(source, min_trials=1)
-    spec = ModelSpec.from_options(
-        model,
-        data_kind=trials.kind,
-        likelihood=likelihood,
-        random_effects=random_effects,
-        nu=4.0 if nu is None else nu,
-    )
-    settings = SamplerSettings(
-        draws=draws, tune=tune, chains=chains, seed=DEFAULT_SEED if seed is None else seed
-    )
-    return trials, spec, prior_set, settings, engine
-
-
-def _spec_inputs(path: str, seed: int | None) -> tuple[Any, Any, Any, Any, str]:
-    from trialsynth.analysis.cumulative import CumulativeError
-    from trialsynth.data import load
-    from trialsynth.models.analysis import load_spec
-
-    spec = load_spec(path)
-    trials = load(
-        spec.data_source(), min_trials=1, columns=spec.columns or None, outcome=spec.outcome
-    )
-    missing = [s for s in spec.exclude if s not in trials.study]
-    if missing:
-        raise CumulativeError(f"{path} [data] exclude: unknown study {missing[0]!r}")
-    if spec.exclude:
-        trials = trials.subset([s for s in trials.study if s not in spec.exclude])
-    settings = spec.sampler if seed is None else replace(spec.sampler, seed=seed)
-    return trials, spec.model_spec(trials.kind), spec.priors, settings, spec.engine
-
-
-def write_outputs(res: Cumulative, folder: Path) -> None:
-    """``cumulative.json`` and the two figures, written atomically into ``folder``."""
-    import matplotlib.pyplot as plt
-
-    from trialsynth.core.files import atomic_write_text, commit_files
-    from trialsynth.report.figures_design import (
-        cumulative_forest_plot,
-        cumulative_probability_plot,
-    )
-
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / "cumulative.json", json.dumps(res.to_json(), indent=2) + "\n")
-    figs = {
-        "cumulative_forest.png": cumulative_forest_plot(res),
-        "cumulative_years.png": cumulative_probability_plot(res),
-    }
-    commit_files(
-        folder,
-        {
-            name: (lambda path, f=fig: f.savefig(path, dpi=200, format="png"))
-            for name, fig in figs.items()
-        },
-    )
-    for fig in figs.values():
-        plt.close(fig)
 
 
 def print_cumulative(res: Cumulative) -> None:
@@ -221,3 +125,8 @@ def print_cumulative(res: Cumulative) -> None:
                 f"[bold red]warning[/bold red]: step {s.k} ({s.added}) FAILED its convergence "
                 f"checks: {'; '.join(s.problems)}"
             )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``cumulative`` to the app."""
+    app.command(name="cumulative")(cumulative_command)

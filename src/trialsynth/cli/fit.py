@@ -20,7 +20,7 @@ from trialsynth.cli.options import (
     Chains,
     CLIError,
     Draws,
-    Engine,
+    FitEngine,
     Likelihood,
     Model,
     RandomEffects,
@@ -76,7 +76,7 @@ _Outcome = Annotated[
 ]
 _Model = Annotated[Model, typer.Option(help="The model of the trials' effects.")]
 _Engine = Annotated[
-    Engine,
+    FitEngine,
     typer.Option(
         help="auto: exact for normal-normal where the priors allow, else MCMC; both: exact "
         "and MCMC side by side with their agreement."
@@ -161,7 +161,7 @@ def fit(
     data: _Data = None,
     outcome: _Outcome = None,
     model: _Model = Model.BINOMIAL_NORMAL,
-    engine: _Engine = Engine.AUTO,
+    engine: _Engine = FitEngine.AUTO,
     likelihood: _Likelihood = None,
     mu_prior: _MuPrior = None,
     tau_prior: _TauPrior = None,

@@ -40,7 +40,15 @@ class Model(StrEnum):
 
 
 class Engine(StrEnum):
-    """``fit --engine`` (:data:`trialsynth.workflow.fit.FIT_ENGINES`)."""
+    """``--engine`` of a single fit (:data:`trialsynth.core.settings.ENGINES`)."""
+
+    AUTO = "auto"
+    MCMC = "mcmc"
+    EXACT = "exact"
+
+
+class FitEngine(StrEnum):
+    """``fit --engine`` (:data:`trialsynth.workflow.fit.FIT_ENGINES`): also ``both``."""
 
     AUTO = "auto"
     MCMC = "mcmc"

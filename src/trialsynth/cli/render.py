@@ -288,12 +288,12 @@ PHASES = {
 
 
 @contextmanager
-def progress(enabled: bool) -> Iterator[Callable[[str], None]]:
+def progress(enabled: bool, first: str = "loading") -> Iterator[Callable[[str], None]]:
     """A rich status line on stderr naming the current phase; yields ``say(phase)``."""
     if not enabled:
         yield lambda _phase: None
         return
-    with err.status("loading") as status:
+    with err.status(first) as status:
         yield lambda phase: status.update(PHASES.get(phase, phase))
 
 

@@ -31,13 +31,31 @@ def run(
     force: Annotated[
         bool, typer.Option(help="Overwrite an output folder that holds a different analysis.")
     ] = False,
+    formats: Annotated[
+        str, typer.Option("--format", help="Report formats: html, md, pdf (comma-separated).")
+    ] = "html,md",
+    figure_formats: Annotated[
+        str,
+        typer.Option("--figure-format", help="Figure formats: png, svg, pdf (comma-separated)."),
+    ] = "png,svg",
 ) -> None:
     """Run an analysis spec: fit, check, print, and write summary, posterior and forest plot."""
+    from trialsynth.report.pdf import FIGURE_FORMATS, REPORT_FORMATS, parse_formats
     from trialsynth.workflow import run as workflow
     from trialsynth.workflow.sensitivity import plan_sensitivity
 
+    kinds = (
+        parse_formats(formats, REPORT_FORMATS, "--format"),
+        parse_formats(figure_formats, FIGURE_FORMATS, "--figure-format"),
+    )
     plan = workflow.plan_run(
-        spec_path, out_dir=out_dir, seed=seed, refit=refit, force=force, notify=render.note
+        spec_path,
+        out_dir=out_dir,
+        seed=seed,
+        refit=refit,
+        force=force,
+        formats=kinds,
+        notify=render.note,
     )
     with render.progress(not as_json) as say:
         done = workflow.run_analysis(plan, progress=say, notify=render.note)

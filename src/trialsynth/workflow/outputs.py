@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from trialsynth.priors.prior import PriorSet
     from trialsynth.results.base import FitResult
 
+#: Formats of a report and of its figures (``html``/``md``/``pdf``, ``png``/``svg``/``pdf``).
+Formats = tuple[tuple[str, ...], tuple[str, ...]]
+DEFAULT_FORMATS: Formats = (("html", "md"), ("png", "svg"))
 #: Files of a FIT folder that identify the analysis it holds.
 FIT_FILES = ("posterior.nc", "summary.json", "summary.csv")
 
@@ -234,8 +237,11 @@ def write_outputs(
     control: str = "control",
     analysis: dict[str, Any] | None = None,
     report: bool = False,
+    formats: Formats = DEFAULT_FORMATS,
 ) -> dict[str, float]:
     """Save ``result`` and its forest plot into ``folder`` (and the report if ``report``).
+
+    ``formats``: of the report and of its figures (see :func:`write_report`).
 
     Returns
     -------
@@ -262,7 +268,9 @@ def write_outputs(
     plt.close(fig)
     timings["plots_s"] = time.perf_counter() - t0
     if report:
-        timings |= write_report(result, folder, analysis=analysis, progress=progress)
+        timings |= write_report(
+            result, folder, analysis=analysis, progress=progress, formats=formats
+        )
     return timings
 
 
@@ -272,15 +280,25 @@ def write_report(
     *,
     analysis: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    formats: Formats = DEFAULT_FORMATS,
 ) -> dict[str, float]:
     """Write ``analysis.json``, the figures, ``report.html`` and ``report.md`` into a FIT folder.
 
     The report shows the sensitivity table found in ``folder/sensitivity``, if any.
+    ``formats``: the report's (``html``, ``md``, ``pdf``) and its figures' (``png``,
+    ``svg``, ``pdf``).
     """
     _say(progress, "report")
     meta = analysis or analysis_meta(name=str(result.provenance["data_name"]))
     write_analysis_meta(folder, meta)
-    files = report_files(result, folder, analysis=meta, sensitivity=find_sensitivity(folder))
+    files = report_files(
+        result,
+        folder,
+        analysis=meta,
+        sensitivity=find_sensitivity(folder),
+        formats=formats[0],
+        figure_formats=formats[1],
+    )
     return files.timings
 
 

@@ -29,7 +29,13 @@ from trialsynth.results.base import FitResult
 from trialsynth.results.fitting import fit
 from trialsynth.results.provenance import fit_key
 from trialsynth.workflow.fit import with_absolute
-from trialsynth.workflow.outputs import check_output, write_outputs, write_report
+from trialsynth.workflow.outputs import (
+    DEFAULT_FORMATS,
+    Formats,
+    check_output,
+    write_outputs,
+    write_report,
+)
 
 if TYPE_CHECKING:
     from trialsynth.core.settings import SamplerSettings
@@ -53,6 +59,7 @@ class RunPlan:
     engine: str
     previous: FitResult | None = None
     started: float = field(default_factory=time.perf_counter)
+    formats: Formats = DEFAULT_FORMATS
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -102,11 +109,13 @@ def plan_run(
     seed: int | None = None,
     refit: bool = False,
     force: bool = False,
+    formats: Formats = DEFAULT_FORMATS,
     notify: Callable[[str], None] = _silent,
 ) -> RunPlan:
     """Read and check everything a run needs before fitting (errors before any sampling).
 
-    ``notify`` receives the data's notices, the exclusions and the reuse of a saved fit.
+    ``formats`` of the report and its figures; ``notify`` receives the data's notices, the
+    exclusions and the reuse of a saved fit.
     """
     started = time.perf_counter()
     spec = load_spec(spec_path)
@@ -137,7 +146,9 @@ def plan_run(
         force=force,
         option="--out" if out_dir is not None else f"{spec_path} [output] dir",
     )
-    plan = RunPlan(spec, spec_path, settings, folder, data, model, engine, started=started)
+    plan = RunPlan(
+        spec, spec_path, settings, folder, data, model, engine, started=started, formats=formats
+    )
     if not refit and (folder / "posterior.nc").exists():
         try:
             previous = FitResult.load(folder)
@@ -184,6 +195,7 @@ def run_analysis(
         or not (plan.folder / "forest.png").exists()
         or not is_current(plan.folder, meta)  # missing, other format, or other question
         or result.extras.get("absolute") != saved_absolute  # other control risk or MCID
+        or ("pdf" in plan.formats[0] and not (plan.folder / "report.pdf").exists())
     )
     if fresh:
         result.timings |= write_outputs(
@@ -195,6 +207,7 @@ def run_analysis(
             control=spec.control,
             analysis=meta,
             report=not spec.sensitivity,  # written after the sensitivity runs
+            formats=plan.formats,
         )
     summary = result.summary()
     result.timings["total_s"] = time.perf_counter() - plan.started
@@ -205,4 +218,4 @@ def finish_run(plan: RunPlan, outcome: RunOutcome, sensitivity: SensitivityResul
     """The report with the sensitivity table, unless nothing it shows has changed."""
     meta = plan.meta
     if outcome.fresh or sensitivity.changed or not is_current(plan.folder, meta):
-        write_report(outcome.result, plan.folder, analysis=meta)
+        write_report(outcome.result, plan.folder, analysis=meta, formats=plan.formats)
