@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 
 import pytest
 
-from trialsynth.cli.app import main
+from conftest import run_cli
 from trialsynth.report.bias_section import find_bias
 from trialsynth.report.figures_bias import bias_figures
 
 
-def run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def ivig_json() -> dict:
-    code, out, err = run(["bias", "ivig_rm", "--json"])
+    code, out, err = run_cli(["bias", "ivig_rm", "--json"])
     assert code == 0, err
     return json.loads(out)  # strict JSON: no NaN or Infinity
 
@@ -56,7 +47,7 @@ def test_ivig_numbers_are_the_ones_reported(ivig_json: dict) -> None:
 
 
 def test_human_output(capsys) -> None:
-    code, out, _ = run(["bias", "ivig_rm_secondary", "--mu-prior", "normal(0, 1)"])
+    code, out, _ = run_cli(["bias", "ivig_rm_secondary", "--mu-prior", "normal(0, 1)"])
     assert code == 0
     assert "inclusion" in out and "model-averaged" in out and "Egger's test" in out
     assert "mu ~ normal(0, 1)" in out
@@ -74,7 +65,7 @@ def test_human_output(capsys) -> None:
     ],
 )
 def test_bad_prior_is_one_line_exit_2(argv: list[str], message: str) -> None:
-    code, out, err = run(["bias", "ivig_rm", *argv])
+    code, out, err = run_cli(["bias", "ivig_rm", *argv])
     assert code == 2 and out == ""
     assert message in err and err.count("\n") == 1
 
@@ -82,24 +73,24 @@ def test_bad_prior_is_one_line_exit_2(argv: list[str], message: str) -> None:
 def test_fewer_than_three_trials(tmp_path) -> None:
     csv = tmp_path / "two.csv"
     csv.write_text("study,events_t,n_t,events_c,n_c\na,3,10,5,10\nb,4,12,6,11\n")
-    code, _, err = run(["bias", str(csv)])
+    code, _, err = run_cli(["bias", str(csv)])
     assert code == 2 and err.count("\n") == 1
     assert "2 trials left to analyse, at least 3 needed" in err
 
 
 def test_fit_folder_gets_bias_json_and_a_report_section(tmp_path, ivig_json: dict) -> None:
     fit_dir = tmp_path / "fit"
-    code, _, err = run(
+    code, _, err = run_cli(
         ["fit", "ivig_rm", "--model", "normal-normal", "--engine", "exact", "--out", str(fit_dir)]
     )
     assert code == 0, err
-    code, _, err = run(["bias", str(fit_dir), "--json"])
+    code, _, err = run_cli(["bias", str(fit_dir), "--json"])
     assert code == 0, err
     saved = json.loads((fit_dir / "bias.json").read_text())
     assert saved["fit"]["engine"] == "exact" and saved["fit"]["p_mu_gt_0"] > 0.5
     # the same trials as the dataset itself: the same evidence (deterministic quadrature)
     assert [m["log_ml"] for m in saved["models"]] == [m["log_ml"] for m in ivig_json["models"]]
-    code, _, err = run(["report", str(fit_dir)])
+    code, _, err = run_cli(["report", str(fit_dir)])
     assert code == 0, err
     ctx = json.loads((fit_dir / "report.json").read_text())
     ids = [s["id"] for s in ctx["sections"]]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import pytest
 
+from conftest import run_cli
 from trialsynth.analysis.cumulative import cumulative
 from trialsynth.analysis.updated_meta import design_updated
 from trialsynth.core.settings import SamplerSettings
@@ -15,15 +14,6 @@ from trialsynth.data import load
 from trialsynth.models.spec import ModelSpec
 from trialsynth.report import report as rep
 from trialsynth.results.fitting import fit
-
-
-def run_cli(args):
-    from trialsynth.cli.app import main
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(args)
-    return code, stdout.getvalue(), stderr.getvalue()
 
 
 def _spec(tmp_path, order="year"):

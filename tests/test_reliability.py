@@ -36,7 +36,7 @@ from trialsynth.models.spec import ModelSpec, resolve_priors
 from trialsynth.priors.prior import Prior, PriorError, PriorSet, parse_prior
 from trialsynth.results.base import FitResult
 from trialsynth.results.fitting import fit
-from trialsynth.results.provenance import analysis_key
+from trialsynth.results.provenance import ResultError, analysis_key
 from trialsynth.workflow.outputs import OutputError, prepare_output
 
 SMALL = ["--draws", "300", "--tune", "300"]
@@ -94,7 +94,7 @@ def test_fit_from_redoes_the_saved_analysis(seeded, tmp_path) -> None:
 
 def test_fit_from_rebuilds_data_from_the_stored_table(seeded, tmp_path) -> None:
     # The recorded source is gone (a CSV that was deleted): the stored table is used.
-    from trialsynth.workflow.fit import recorded_trials
+    from trialsynth.results.recorded import recorded_trials
 
     prov = FitResult.load(seeded).provenance | {"data_name": str(tmp_path / "gone.csv")}
     data = recorded_trials(prov, "test")
@@ -103,13 +103,13 @@ def test_fit_from_rebuilds_data_from_the_stored_table(seeded, tmp_path) -> None:
 
 
 def test_fit_from_refuses_changed_data(seeded, tmp_path) -> None:
-    from trialsynth.workflow.fit import recorded_trials
+    from trialsynth.results.recorded import recorded_trials
 
     prov = FitResult.load(seeded).provenance
     table = json.loads(prov["data_table"])
     table[0]["events_t"] += 1
     bad = prov | {"data_name": "nowhere", "data_table": json.dumps(table)}
-    with pytest.raises(OutputError, match="cannot be recovered"):
+    with pytest.raises(ResultError, match="cannot be recovered"):
         recorded_trials(bad, "test")
 
 

@@ -24,7 +24,7 @@ from trialsynth.analysis.updated_meta import (
     panel_summary,
 )
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.workflow.safety import recorded_trials
+from trialsynth.results.recorded import recorded_trials
 
 if TYPE_CHECKING:
     from trialsynth.results.base import FitResult

@@ -71,7 +71,7 @@ def read_source(source: str) -> tuple[TrialData, float, dict[str, Any] | None]:
 
         return load(source, min_trials=3), 0.5, None
     from trialsynth.results.base import FitResult
-    from trialsynth.workflow.safety import recorded_trials
+    from trialsynth.results.recorded import recorded_trials
 
     fit = FitResult.load(source)
     s = fit.summary()

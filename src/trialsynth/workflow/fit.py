@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from trialsynth.analysis.absolute import attach_absolute, check_options
 from trialsynth.analysis.agreement import AGREEMENT_Z, engine_agreement
-from trialsynth.core.errors import TrialsynthError
 from trialsynth.core.settings import SamplerSettings
-from trialsynth.data import TrialData, load, trial_type
+from trialsynth.data import TrialData, load
 from trialsynth.models.design import design
 from trialsynth.models.spec import ModelSpec
 from trialsynth.results.base import FitResult
 from trialsynth.results.fitting import fit
 from trialsynth.results.provenance import analysis_key, provenance_key_fields
+from trialsynth.results.recorded import recorded_trials
 from trialsynth.workflow.outputs import OutputError, check_output, differences, write_outputs
 
 if TYPE_CHECKING:
@@ -212,57 +212,6 @@ class RedoOutcome(FitOutcome):
         return bool(self.summary["redo"]["same_versions"])
 
 
-def _trials_from_table(provenance: Mapping[str, Any]) -> TrialData:
-    import pandas as pd
-
-    frame = pd.DataFrame(json.loads(provenance["data_table"]))  # no type guessing
-    trials = trial_type("arm" if "events_t" in frame.columns else "contrast")
-    covariates = frame.drop(columns=["study", *trials.COLUMNS]).reset_index(drop=True)
-    for c in covariates.columns:
-        if covariates[c].dtype == object:
-            covariates[c] = covariates[c].astype("str").where(covariates[c].notna())
-    return trials(
-        provenance.get("data_name", "saved data"),
-        [str(s) for s in frame["study"]],
-        covariates=covariates,
-        **{c: frame[c].to_numpy() for c in trials.COLUMNS},
-    )
-
-
-def recorded_trials(provenance: Mapping[str, Any], where: str) -> TrialData:
-    """The analysed trials of a saved fit, checked against its recorded sha256.
-
-    Tries the recorded source (a shipped dataset or the CSV path as given, subset to the
-    analysed studies), then the data table stored in the provenance.
-
-    Raises
-    ------
-    OutputError
-        When neither reproduces the recorded data hash.
-    """
-    sha = provenance["data_sha256"]
-    studies = list(provenance.get("studies", []))
-    try:
-        outcome = (provenance.get("reference") or {}).get("analysis")  # a RevMan outcome
-        data = load(provenance["data_name"], min_trials=1, outcome=outcome)
-        if data.sha256 != sha and studies and set(studies) <= set(data.study):
-            data = data.subset(studies)
-        if data.sha256 == sha:
-            return data
-    except (TrialsynthError, KeyError):  # the source moved or changed: try the stored table
-        pass
-    try:
-        data = _trials_from_table(provenance)
-    except (KeyError, ValueError, TypeError) as err:  # a damaged table in the user's file
-        raise OutputError(f"{where}: the recorded data table cannot be read ({err})") from None
-    if data.sha256 != sha:
-        raise OutputError(
-            f"{where}: the data of this fit cannot be recovered ({provenance.get('data_name')} "
-            "has changed and the stored table does not reproduce the recorded sha256)"
-        )
-    return data
-
-
 def redo_inputs(fit_dir: Path) -> RedoInputs:
     """Data, model, priors, sampler settings and engine of a saved fit, verified.
 
@@ -272,9 +221,9 @@ def redo_inputs(fit_dir: Path) -> RedoInputs:
     Raises
     ------
     trialsynth.results.provenance.ResultError
-        The folder cannot be loaded (see ``FitResult.load``).
+        The folder cannot be loaded, or its analysed trials cannot be recovered.
     OutputError
-        The inputs cannot be rebuilt exactly.
+        The inputs do not rebuild the same analysis (their analysis key differs).
     """
     result = FitResult.load(fit_dir)
     prov = result.provenance
