@@ -92,8 +92,9 @@ def load_sensitivity(
     config = parse_section(spec.sensitivity, where=f"{spec.path} [sensitivity]")
     settings = spec.sampler if seed is None else replace(spec.sampler, seed=seed)
     data = spec_data(spec)
-    for notice in data.notices if notify else ():
-        notify(notice)  # type: ignore[misc]
+    if notify is not None:
+        for notice in data.notices:
+            notify(notice)
     folder = out_dir or spec.output_dir() / "sensitivity"
     return plan_sensitivity(spec, data, folder, settings=settings, config=config)
 
