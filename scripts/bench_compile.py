@@ -79,7 +79,8 @@ SPLIT = textwrap.dedent(
     import json, pathlib, tempfile, time
     t0 = time.perf_counter()
     import pymc, arviz, nutpie  # noqa: F401
-    from trialsynth.cli.app import _run_sensitivity, _write_outputs, _write_report
+    from trialsynth.workflow.outputs import write_outputs, write_report
+    from trialsynth.workflow.sensitivity import plan_sensitivity, run_sensitivity
     from trialsynth.data import load
     from trialsynth.models.analysis import load_spec
     from trialsynth.results.fitting import fit
@@ -90,13 +91,12 @@ SPLIT = textwrap.dedent(
     t_data = time.perf_counter() - t
     res = fit(data, spec=spec.model_spec(data.kind), priors=spec.priors, settings=spec.sampler)
     folder = pathlib.Path(tempfile.mkdtemp())
-    out = _write_outputs(res, folder, title=spec.title)
+    out = write_outputs(res, folder, title=spec.title)
     t = time.perf_counter()
-    _run_sensitivity(spec, data, folder / "sensitivity", settings=spec.sampler, workers=None,
-                     scheduler=None, quiet=True)
+    run_sensitivity(plan_sensitivity(spec, data, folder / "sensitivity", settings=spec.sampler))
     t_sens = time.perf_counter() - t
     t = time.perf_counter()
-    _write_report(res, folder)
+    write_report(res, folder)
     t_report = time.perf_counter() - t
     split = {"import pymc, arviz, nutpie, trialsynth": t_import, "data": t_data,
              **res.timings, **out, "sensitivity (24 scenarios)": t_sens,
