@@ -98,23 +98,85 @@ _INTERVAL_KINDS = ("shortest", "central")
 
 
 # --------------------------------------------------------------------------------------
-# Data and the closed-form pieces given tau
-# --------------------------------------------------------------------------------------
-
-
-# --------------------------------------------------------------------------------------
-# Normal mixtures (batch of K marginals sharing the tau weights)
-# --------------------------------------------------------------------------------------
-
-
-# --------------------------------------------------------------------------------------
-# Marginals
-# --------------------------------------------------------------------------------------
-
-
-# --------------------------------------------------------------------------------------
 # The posterior
 # --------------------------------------------------------------------------------------
+
+
+def _two_rules(edges: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Nodes and weights of both rules on the u panels between ``edges``, and the midpoints.
+
+    Rule A: ``_GL_N`` Gauss-Legendre nodes per panel (first ``npan * _GL_N`` entries); rule
+    B: ``_GL_N`` nodes on each half panel (lower halves, then upper halves).
+    """
+    lo, hi = edges[:-1], edges[1:]
+    half = 0.5 * (hi - lo)
+    mid = 0.5 * (hi + lo)
+    ua = mid[:, None] + half[:, None] * _GL_X
+    wa = half[:, None] * _GL_W
+    qlo = np.concatenate([lo, mid])
+    qh = np.concatenate([half, half]) * 0.5
+    ub = (qlo + qh)[:, None] + qh[:, None] * _GL_X
+    wb = qh[:, None] * _GL_W
+    u_all = np.concatenate([ua.ravel(), ub.ravel()])
+    w_all = np.concatenate([wa.ravel(), wb.ravel()])
+    return u_all, w_all, mid
+
+
+def _rule_sums(values: FloatArray, npan: int) -> tuple[FloatArray, FloatArray]:
+    """Per-panel sums of weighted node ``values`` under rule A and rule B (see _two_rules)."""
+    n = _GL_N
+    na = npan * n
+    a = values[:na].reshape(npan, n, -1).sum(axis=1)
+    b_h = values[na:].reshape(2 * npan, n, -1).sum(axis=1)
+    return a, b_h[:npan] + b_h[npan:]
+
+
+def _panel_errors(
+    wd: FloatArray, tau: FloatArray, cm: FloatArray, cv: FloatArray, npan: int
+) -> tuple[FloatArray, FloatArray, float, float]:
+    """Estimated error per panel (rule A against rule B) of the normalised functionals.
+
+    The functionals: the mass; the mean and second moment of tau and of each of the K
+    normal mixtures (conditional means ``cm``, variances ``cv``); each mixture's cdf at its
+    mean + {-2, 0, 2} sd. Errors are in posterior-sd units (moments) or probability.
+    Returns the errors, rule A's per-panel moments (mass first), tau's mean and sd.
+    """
+    # moments: mass, tau, tau^2, E[X], E[X^2] for the K mixtures
+    mom = np.column_stack([np.ones_like(tau), tau, tau * tau, cm, cm * cm + cv])
+    ia, ib = _rule_sums(wd[:, None] * mom, npan)
+    tot = ib.sum(axis=0)
+    z = tot[0]
+    if not (z > 0 and math.isfinite(z)):
+        raise ValueError(
+            "posterior normalising constant of tau is not finite and positive "
+            f"(got {z!r} relative to the reference): improper or degenerate posterior"
+        )
+    ex = tot / z
+    kk = cm.shape[1]
+    mean_t, mean_x = ex[1], ex[3 : 3 + kk]
+    sd_t = math.sqrt(max(ex[2] - mean_t**2, 0.0)) + 1e-300
+    sd_x = np.sqrt(np.maximum(ex[3 + kk :] - mean_x**2, 0.0)) + 1e-300
+    # cdf probes at mean + {-2, 0, 2} sd for each mixture
+    xp = mean_x[None, :] + _PROBE_Z[:, None] * sd_x[None, :]  # (3, K)
+    sdn = np.sqrt(cv)
+    pr = special.ndtr((xp[None, :, :] - cm[:, None, :]) / sdn[:, None, :]).reshape(tau.size, -1)
+    pa, pb = _rule_sums(wd[:, None] * pr, npan)
+    ep = pb.sum(axis=0) / z
+    # errors of normalised functionals, per panel
+    d_mom = ia - ib
+    d_pr = pa - pb
+    d0 = d_mom[:, [0]]
+    # errors in posterior-sd units; the floor 1e-6 |mean| keeps the target above
+    # rounding for marginals far narrower than their location
+    st_ = sd_t + 1e-6 * abs(mean_t)
+    sx_ = sd_x + 1e-6 * np.abs(mean_x)
+    scale = np.concatenate(
+        [[st_, 2.0 * st_ * (st_ + abs(mean_t))], sx_, 2.0 * sx_ * (sx_ + np.abs(mean_x))]
+    )
+    e_mom = np.abs(d_mom[:, 1:] - ex[None, 1:] * d0) / (z * scale)
+    e_pr = np.abs(d_pr - ep[None, :] * d0) / z
+    err = np.maximum(np.abs(d0[:, 0]) / z, np.maximum(e_mom.max(axis=1), e_pr.max(axis=1)))
+    return err, ia, float(mean_t), sd_t
 
 
 class ExactPosterior:
@@ -370,69 +432,16 @@ class ExactPosterior:
 
     def _adapt(self, edges: FloatArray) -> None:
         """Bisect panels until the summed estimated quadrature error is <= delta."""
-        n = _GL_N
         err_total = math.inf
         for _ in range(60):
-            lo, hi = edges[:-1], edges[1:]
-            npan = lo.size
-            half = 0.5 * (hi - lo)
-            mid = 0.5 * (hi + lo)
-            # rule A: n nodes per panel; rule B: n nodes on each half
-            ua = mid[:, None] + half[:, None] * _GL_X
-            wa = half[:, None] * _GL_W
-            qlo = np.concatenate([lo, mid])
-            qh = np.concatenate([half, half]) * 0.5
-            ub = (qlo + qh)[:, None] + qh[:, None] * _GL_X
-            wb = qh[:, None] * _GL_W
-            u_all = np.concatenate([ua.ravel(), ub.ravel()])
-            w_all = np.concatenate([wa.ravel(), wb.ravel()])
+            u_all, w_all, mid = _two_rules(edges)
+            npan = mid.size
             tau, dens, cond = self._node_values(u_all)
             cm, cv = self._stack_conditionals(tau, cond)
             if not np.all(np.isfinite(dens)):
                 raise ValueError("posterior density of tau is not finite at a quadrature node")
             wd = w_all * dens
-            na = npan * n
-            # moments: mass, tau, tau^2, E[X], E[X^2] for the K mixtures
-            mom = np.column_stack([np.ones_like(tau), tau, tau * tau, cm, cm * cm + cv])
-            ia = (wd[:na, None] * mom[:na]).reshape(npan, n, -1).sum(axis=1)
-            ib_h = (wd[na:, None] * mom[na:]).reshape(2 * npan, n, -1).sum(axis=1)
-            ib = ib_h[:npan] + ib_h[npan:]
-            tot = ib.sum(axis=0)
-            z = tot[0]
-            if not (z > 0 and math.isfinite(z)):
-                raise ValueError(
-                    "posterior normalising constant of tau is not finite and positive "
-                    f"(got {z!r} relative to the reference): improper or degenerate posterior"
-                )
-            ex = tot / z
-            kk = cm.shape[1]
-            mean_t, mean_x = ex[1], ex[3 : 3 + kk]
-            sd_t = math.sqrt(max(ex[2] - mean_t**2, 0.0)) + 1e-300
-            sd_x = np.sqrt(np.maximum(ex[3 + kk :] - mean_x**2, 0.0)) + 1e-300
-            # cdf probes at mean + {-2, 0, 2} sd for each mixture
-            xp = mean_x[None, :] + _PROBE_Z[:, None] * sd_x[None, :]  # (3, K)
-            sdn = np.sqrt(cv)
-            pr = special.ndtr((xp[None, :, :] - cm[:, None, :]) / sdn[:, None, :]).reshape(
-                tau.size, -1
-            )
-            pa = (wd[:na, None] * pr[:na]).reshape(npan, n, -1).sum(axis=1)
-            pb_h = (wd[na:, None] * pr[na:]).reshape(2 * npan, n, -1).sum(axis=1)
-            pb = pb_h[:npan] + pb_h[npan:]
-            ep = pb.sum(axis=0) / z
-            # errors of normalised functionals, per panel
-            d_mom = ia - ib
-            d_pr = pa - pb
-            d0 = d_mom[:, [0]]
-            # errors in posterior-sd units; the floor 1e-6 |mean| keeps the target above
-            # rounding for marginals far narrower than their location
-            st_ = sd_t + 1e-6 * abs(mean_t)
-            sx_ = sd_x + 1e-6 * np.abs(mean_x)
-            scale = np.concatenate(
-                [[st_, 2.0 * st_ * (st_ + abs(mean_t))], sx_, 2.0 * sx_ * (sx_ + np.abs(mean_x))]
-            )
-            e_mom = np.abs(d_mom[:, 1:] - ex[None, 1:] * d0) / (z * scale)
-            e_pr = np.abs(d_pr - ep[None, :] * d0) / z
-            err = np.maximum(np.abs(d0[:, 0]) / z, np.maximum(e_mom.max(axis=1), e_pr.max(axis=1)))
+            err, ia, mean_t, sd_t = _panel_errors(wd, tau, cm, cv, npan)
             err_total = float(err.sum())
             if err_total <= self.delta:
                 break
@@ -451,7 +460,22 @@ class ExactPosterior:
             edges = np.sort(np.concatenate([edges, mid[split]]))
         else:  # pragma: no cover
             raise RuntimeError("tau quadrature did not converge in 60 rounds")
-        # final rule: A (n nodes per panel), whose error the estimate bounds
+        self._keep_rule_a(edges, ia, wd, dens, tau, cm, cv)
+        self.error_estimate = err_total
+
+    def _keep_rule_a(
+        self,
+        edges: FloatArray,
+        ia: FloatArray,
+        wd: FloatArray,
+        dens: FloatArray,
+        tau: FloatArray,
+        cm: FloatArray,
+        cv: FloatArray,
+    ) -> None:
+        """Keep the final rule A (n nodes per panel), whose error the estimate bounds."""
+        n = _GL_N
+        na = ia.shape[0] * n
         za = ia[:, 0].sum()
         wn = (wd[:na] / za).astype(float)
         self._edges = edges
@@ -459,7 +483,6 @@ class ExactPosterior:
         self._cum[-1] = 1.0
         self._tail = np.concatenate([np.cumsum(ia[::-1, 0])[::-1], [0.0]]) / za  # mass above
         self._zu = float(za)
-        self.error_estimate = err_total
         # Legendre series of tau's density (u axis) on each panel, for cheap cdf inversion
         dens_a = (dens[:na] / za).reshape(-1, n)
         self._leg = ((dens_a * _GL_W) @ _LEG_VANDER) * (np.arange(n) + 0.5)
