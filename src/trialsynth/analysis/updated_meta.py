@@ -27,8 +27,11 @@ from trialsynth.analysis.assurance import (
     DEFAULT_SIMS,
     QUANTILES,
     Criterion,
+    check_request,
     check_sizes,
     control_logits,
+    control_rate_summary,
+    described_priors,
     simulate_counts,
 )
 from trialsynth.analysis.mixture_update import (
@@ -50,7 +53,6 @@ from trialsynth.core.effects import log_odds_ratios
 from trialsynth.data import ArmData, ContrastData, TrialData
 from trialsynth.engines.diagnostics import probability_mcse
 from trialsynth.engines.exact import exact_for
-from trialsynth.priors.prior import Prior
 from trialsynth.results.fitting import fit as do_fit
 
 if TYPE_CHECKING:
@@ -393,17 +395,13 @@ def _point(
     )
 
 
-def _check_request(criterion: str, threshold: float, target: float, sims: int) -> None:
+def _check_criterion(criterion: str, threshold: float) -> None:
     if criterion not in UPDATED_CRITERIA:
         raise UpdateError(
             f"unknown updated-meta criterion {criterion!r}; valid: {', '.join(UPDATED_CRITERIA)}"
         )
     if not 0.5 <= threshold < 1:
         raise UpdateError(f"--threshold must be in [0.5, 1), got {threshold}")
-    if not 0 < target < 1:
-        raise UpdateError(f"--target must be in (0, 1), got {target}")
-    if isinstance(sims, bool) or not isinstance(sims, int) or sims < 1:
-        raise UpdateError(f"--sims must be a positive integer, got {sims!r}")
 
 
 def design_updated(
@@ -435,10 +433,8 @@ def design_updated(
         control rate; the Kish ESS of the reweighting; the observed ORs at which the
         conclusions flip; the limits as N grows.
     """
-    _check_request(criterion, threshold, target, sims)
-    seed = int(fit.provenance["seed"]) if seed is None else seed
-    if seed < 0:
-        raise UpdateError(f"--seed must be a non-negative integer, got {seed}")
+    _check_criterion(criterion, threshold)
+    seed = check_request(fit, target, sims, seed, UpdateError)
     sizes = check_sizes(n_per_arm)
     comp = components_for(fit)
     y_old, se_old = old_contrasts(fit)
@@ -446,8 +442,7 @@ def design_updated(
     Criterion("two-sided-test", alpha=alpha)  # validates alpha
     theta = fit.draws("theta_new")
     logit_c, source = control_logits(fit, control_rate, seed=seed)
-    rates = special.expit(np.asarray(logit_c, dtype=float))
-    rate = float(np.median(rates))
+    rate, interval = control_rate_summary(logit_c, control_rate)
     pooled = float(np.median(fit.draws("mu")))
     points = [
         _point(judges, n, x_t, x_c, pooled, rate)
@@ -461,9 +456,7 @@ def design_updated(
         alpha=alpha,
         k=int(y_old.size),
         control_rate=rate,
-        control_rate_interval=None
-        if control_rate is not None
-        else (float(np.quantile(rates, 0.025)), float(np.quantile(rates, 0.975))),
+        control_rate_interval=interval,
         control_source=source,
         pooled_log_or=pooled,
         limits={
@@ -478,11 +471,7 @@ def design_updated(
         target=target,
         sims=max(1, math.ceil(sims / theta.size)) * theta.size,
         seed=seed,
-        fit_priors={
-            role: Prior.from_dict(spec).describe()
-            for role, spec in fit.provenance["priors"].items()
-            if role in fit.prior_roles()
-        },
+        fit_priors=described_priors(fit),
         fit_status="ok" if fit.ok else "failed",
         data_name=str(fit.provenance.get("data_name", "")),
         checks=_exact_checks(fit, comp, points, threshold),
