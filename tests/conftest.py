@@ -3,9 +3,11 @@
 A fit used by more than one test module lives here, so each is made once per session.
 
 The ``mcmc`` marker is kept true by a guard: a test that is not marked ``mcmc`` and
-compiles or samples a PyMC model (itself or through a fixture it is the first to use)
-fails with a message naming it. So ``pytest -m "not mcmc"`` runs the numpy-only suite.
-Set ``TRIALSYNTH_MCMC_AUDIT=FILE`` to list such tests in FILE instead of failing them.
+compiles or samples a PyMC model (itself or through a fixture it is the first to use) fails
+with a message naming it; so does one that compiles any PyTensor function (``pm.draw`` of a
+prior, ``pm.logp(...).eval()``) or is the first to import PyTensor. So ``pytest -m "not
+mcmc"`` runs the numpy-only suite. Set ``TRIALSYNTH_MCMC_AUDIT=FILE`` to list such tests in
+FILE instead of failing them.
 
 Also the one in-process CLI helper, :func:`run_cli` (``from conftest import run_cli``).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -60,29 +63,59 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     _RUNNING["item"] = item  # session fixtures are made during their first user's setup
+    _RUNNING["pytensor_before"] = "pytensor" in sys.modules
+    _guard_pytensor()
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item: pytest.Item) -> None:
+    if not _RUNNING.get("pytensor_before") and "pytensor" in sys.modules:
+        _RUNNING["pytensor_before"] = True
+        _unmarked(item, "imports PyTensor (a PyMC model or PyTensor function)")
+    _guard_pytensor()
     _RUNNING.pop("item", None)
+
+
+def _unmarked(item: pytest.Item | None, what: str) -> None:
+    """Fail (or, auditing, record) ``item`` when it does ``what`` without the mcmc marker."""
+    if item is None or item.get_closest_marker("mcmc") is not None:
+        return
+    audit = os.environ.get("TRIALSYNTH_MCMC_AUDIT")
+    if not audit:
+        raise RuntimeError(
+            f"{item.nodeid} {what} but is not marked @pytest.mark.mcmc (see tests/conftest.py)"
+        )
+    with Path(audit).open("a", encoding="utf-8") as fh:
+        fh.write(f"{item.nodeid}: {what}\n")
+
+
+#: Where PyTensor defines ``FunctionMaker`` (3.x; 2.x), which every compiled function goes through.
+_FUNCTION_MAKER_MODULES = ("pytensor.compile.maker", "pytensor.compile.function.types")
+
+
+def _guard_pytensor() -> None:
+    """Once PyTensor is imported, every function it compiles checks the running test."""
+    module = next((sys.modules[m] for m in _FUNCTION_MAKER_MODULES if m in sys.modules), None)
+    maker = getattr(module, "FunctionMaker", None)
+    if maker is None or getattr(maker.__init__, "_guarded", False):
+        return
+    real = maker.__init__
+
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> None:
+        _unmarked(_RUNNING.get("item"), "compiles a PyTensor function")
+        real(self, *args, **kwargs)
+
+    guarded._guarded = True  # type: ignore[attr-defined]
+    maker.__init__ = guarded
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _mcmc_marker_is_true():
     """Refuse an MCMC compile inside a test that is not marked ``mcmc``."""
     real = mcmc_engine.compiled_model
-    audit = os.environ.get("TRIALSYNTH_MCMC_AUDIT")
 
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        item = _RUNNING.get("item")
-        if item is not None and item.get_closest_marker("mcmc") is None:
-            if not audit:
-                raise RuntimeError(
-                    f"{item.nodeid} compiles a PyMC model but is not marked "
-                    "@pytest.mark.mcmc (see tests/conftest.py)"
-                )
-            with Path(audit).open("a", encoding="utf-8") as fh:
-                fh.write(item.nodeid + "\n")
+        _unmarked(_RUNNING.get("item"), "compiles a PyMC model")
         return real(*args, **kwargs)
 
     mcmc_engine.compiled_model = guarded

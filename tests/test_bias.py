@@ -247,8 +247,14 @@ def test_weight_prior_is_the_cumulative_dirichlet() -> None:
 # ------------------------------------------------------------------ the ensemble
 
 
-def test_probabilities_sum_to_one_and_zero_weight_removes() -> None:
-    res = bias_analysis(Y, SE, n_draws=4000)
+@pytest.fixture(scope="module")
+def ensemble():
+    """The default ensemble of the eight trials (4000 draws), shared by the tests reading it."""
+    return bias_analysis(Y, SE, n_draws=4000)
+
+
+def test_probabilities_sum_to_one_and_zero_weight_removes(ensemble) -> None:
+    res = ensemble
     assert len(res.models) == 36
     assert sum(r.posterior_prob for r in res.models) == pytest.approx(1.0, abs=1e-12)
     assert sum(r.prior_prob for r in res.models) == pytest.approx(1.0, abs=1e-12)
@@ -265,8 +271,8 @@ def test_probabilities_sum_to_one_and_zero_weight_removes() -> None:
     assert sum(r.posterior_prob for r in res2.models) == pytest.approx(1.0, abs=1e-12)
 
 
-def test_inclusion_bf_is_the_posterior_over_prior_odds() -> None:
-    res = bias_analysis(Y, SE, n_draws=4000)
+def test_inclusion_bf_is_the_posterior_over_prior_odds(ensemble) -> None:
+    res = ensemble
     for key, v in res.inclusion.items():
         post_odds = v["posterior_prob"] / (1 - v["posterior_prob"])
         prior_odds = v["prior_prob"] / (1 - v["prior_prob"])
@@ -303,9 +309,9 @@ def test_true_effect_without_selection_is_not_flagged() -> None:
     assert res.inclusion["effect"]["posterior_prob"] > 0.9
 
 
-def test_robma_priors_move_the_effect_bf_as_expected() -> None:
+def test_robma_priors_move_the_effect_bf_as_expected(ensemble) -> None:
     # a wider normal mu prior spreads mass over effects the data rule out: lower BF (Lindley)
-    a = bias_analysis(Y, SE, n_draws=4000).inclusion["effect"]["bf"]
+    a = ensemble.inclusion["effect"]["bf"]
     b = bias_analysis(Y, SE, priors=robma_priors(), n_draws=4000).inclusion["effect"]["bf"]
     assert b < a
 
@@ -319,8 +325,8 @@ def test_seed_fixes_the_draws_and_not_the_evidence() -> None:
     assert [m["log_ml"] for m in a["models"]] == [m["log_ml"] for m in c["models"]]
 
 
-def test_json_has_the_interface_keys() -> None:
-    j = bias_analysis(Y, SE, n_draws=4000).to_json()
+def test_json_has_the_interface_keys(ensemble) -> None:
+    j = ensemble.to_json()
     assert {"effect", "heterogeneity", "bias", "prior_prob", "log_ml", "posterior_prob"} <= set(
         j["models"][0]
     )

@@ -210,6 +210,7 @@ def test_binomial_likelihood_needs_arm_data():
         ModelSpec.from_options("foo")
 
 
+@pytest.mark.mcmc  # pm.draw compiles the prior's PyTensor graph
 @pytest.mark.parametrize(
     "text",
     [

@@ -240,6 +240,7 @@ def test_crins_mcmc_through_the_grid_matches_within_mcse(crins, tmp_path) -> Non
     assert row["psense"] and {p["variable"] for p in row["psense"]} == {"mu", "tau"}
 
 
+@pytest.mark.mcmc  # builds the PyMC model and compiles pm.draw
 @pytest.mark.parametrize(
     ("prior", "scipy_tau_cdf"),
     [

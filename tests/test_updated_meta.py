@@ -16,6 +16,8 @@ import pytest
 from scipy import stats
 
 from conftest import run_cli
+from trialsynth.analysis import mixture_update as mix
+from trialsynth.analysis import updated_conclusion as conc
 from trialsynth.analysis import updated_meta as um
 from trialsynth.analysis.assurance import simulate_counts
 from trialsynth.core.effects import log_odds_ratios
@@ -56,31 +58,31 @@ def nn_fit():
 
 
 def test_exact_update_equals_full_recomputation(post):
-    comp = um.components_from_exact(post)
+    comp = mix.components_from_exact(post)
     rng = np.random.default_rng(1)
     draws = post.sample(40, rng)
     se_new = rng.uniform(0.06, 0.5, 40)
     y_new = draws["theta_new"] + se_new * rng.standard_normal(40)
-    got = um.update(comp, y_new, se_new).p
+    got = mix.update(comp, y_new, se_new).p
     for y, s, p in zip(y_new, se_new, got, strict=True):
         full = exact_posterior(np.append(Y, y), np.append(SE, s), TAU, MU)
         assert p == pytest.approx(full.prob_mu_gt(0.0), abs=QUAD_TOL)
 
 
 def test_no_information_leaves_the_posterior_unchanged(post):
-    comp = um.components_from_exact(post)
-    assert float(um.update(comp, 0.3, 1e6).p) == pytest.approx(post.prob_mu_gt(0.0), abs=1e-10)
+    comp = mix.components_from_exact(post)
+    assert float(mix.update(comp, 0.3, 1e6).p) == pytest.approx(post.prob_mu_gt(0.0), abs=1e-10)
 
 
 def test_rao_blackwell_and_plain_reweighting_agree_with_exact(post):
     """Both importance estimates from iid draws agree with the exact update within MCSE."""
     d = post.sample(20_000, np.random.default_rng(2))
-    rb = um.components_from_draws(d["mu"], d["tau"], d["theta"], mu_prior=MU)
-    plain = um.components_from_draws(d["mu"], d["tau"])
+    rb = mix.components_from_draws(d["mu"], d["tau"], d["theta"], mu_prior=MU)
+    plain = mix.components_from_draws(d["mu"], d["tau"])
     y, se = np.array([-0.5, 0.2, 0.8, 2.0]), np.array([0.1, 0.2, 0.15, 0.3])
-    exact = um.update(um.components_from_exact(post), y, se).p
+    exact = mix.update(mix.components_from_exact(post), y, se).p
     for c in (rb, plain):
-        up = um.update(c, y, se)
+        up = mix.update(c, y, se)
         assert np.all(np.abs(up.p - exact) < N_MCSE * up.mcse + 1e-4)
         assert np.all(up.ess > 100)
     assert rb.source == "draws-rao-blackwell" and plain.source == "draws"
@@ -91,11 +93,11 @@ def test_screened_classification_equals_direct(monkeypatch):
     n = 4000
     mu, tau = rng.normal(0.4, 0.3, n), np.abs(rng.normal(0, 0.4, n))
     theta = mu[:, None] + tau[:, None] * rng.standard_normal((n, 5))
-    comp = um.components_from_draws(mu, tau, theta, mu_prior=MU)
+    comp = mix.components_from_draws(mu, tau, theta, mu_prior=MU)
     y, se = rng.normal(0.4, 0.6, 3000), rng.uniform(0.1, 0.2, 3000)
-    direct = um.update(comp, y, se).p
-    monkeypatch.setattr(um, "DIRECT_BUDGET", 0)
-    scr = um.updated_probability(comp, y, se, 0.9)
+    direct = mix.update(comp, y, se).p
+    monkeypatch.setattr(mix, "DIRECT_BUDGET", 0)
+    scr = mix.updated_probability(comp, y, se, 0.9)
     assert not scr.direct.all()  # the table was used
     np.testing.assert_array_equal(scr.p > 0.9, direct > 0.9)
     assert np.max(np.abs(scr.p - direct)) < 1e-3
@@ -104,7 +106,7 @@ def test_screened_classification_equals_direct(monkeypatch):
 def test_dl_update_equals_random_effects():
     rng = np.random.default_rng(3)
     y_new, se_new = rng.normal(0.3, 1.0, 25), rng.uniform(0.05, 0.6, 25)
-    dl = um.dl_update(Y, SE, y_new, se_new)
+    dl = conc.dl_update(Y, SE, y_new, se_new)
     for i in range(25):
         r = random_effects(np.append(Y, y_new[i]), np.append(SE, se_new[i]), method="DL")
         assert dl.estimate[i] == pytest.approx(r.estimate, abs=1e-12)
@@ -113,24 +115,24 @@ def test_dl_update_equals_random_effects():
 
 
 def test_limits_are_the_limits_of_a_vanishing_se(post):
-    comp = um.components_from_exact(post)
+    comp = mix.components_from_exact(post)
     t = np.array([-1.0, 0.2, 0.5, 3.0])
-    np.testing.assert_allclose(um.update(comp, t, 1e-5).p, um.update(comp, t, 0.0).p, atol=1e-8)
+    np.testing.assert_allclose(mix.update(comp, t, 1e-5).p, mix.update(comp, t, 0.0).p, atol=1e-8)
     # the DL limit (se = 0 handled in closed form) against a tiny se: where the DL tau^2 is
     # 0 the new trial dominates and its half-width 1.96 se remains (O(se)), else O(se^2)
     np.testing.assert_allclose(
-        um.dl_update(Y, SE, t, 1e-4).lower, um.dl_update(Y, SE, t, 0.0).lower, atol=2e-4
+        conc.dl_update(Y, SE, t, 1e-4).lower, conc.dl_update(Y, SE, t, 0.0).lower, atol=2e-4
     )
 
 
 def test_crossings_are_roots(post):
-    comp = um.components_from_exact(post)
-    c = um.crossings(comp, Y, SE, 300, 0.5, 0.95)
+    comp = mix.components_from_exact(post)
+    c = conc.crossings(comp, Y, SE, 300, 0.5, 0.95)
     (b,) = c.benefit
-    se_b = um.se_of_observed(np.log(b), 0.5, 300)
-    assert float(um.update(comp, np.log(b), se_b).p) == pytest.approx(0.95, abs=1e-8)
+    se_b = conc.se_of_observed(np.log(b), 0.5, 300)
+    assert float(mix.update(comp, np.log(b), se_b).p) == pytest.approx(0.95, abs=1e-8)
     for x in c.classical:
-        lo = um.dl_update(Y, SE, np.log(x), um.se_of_observed(np.log(x), 0.5, 300)).lower
+        lo = conc.dl_update(Y, SE, np.log(x), conc.se_of_observed(np.log(x), 0.5, 300)).lower
         assert float(lo) == pytest.approx(0.0, abs=1e-8)
     # a very favourable trial raises the DL tau^2 until the CI includes 1 again
     assert len(c.classical) == 2 and c.classical[1] > 5
@@ -161,11 +163,11 @@ def test_normal_normal_assurance_equals_independent_quadrature(nn_fit):
 
 def test_same_trials_same_verdicts_as_recomputation(nn_fit):
     """On the design's own simulated trials the verdicts equal a fresh quadrature's."""
-    comp = um.components_for(nn_fit)
+    comp = mix.components_for(nn_fit)
     theta = nn_fit.draws("theta_new")
     (n, x_t, x_c), *_ = simulate_counts(theta, math.log(0.5 / 0.5), [300], sims=8000, seed=7)
     lor = log_odds_ratios(x_t.ravel()[:150], np.full(150, n), x_c.ravel()[:150], np.full(150, n))
-    p = um.update(comp, lor.y, lor.se).p
+    p = mix.update(comp, lor.y, lor.se).p
     for y, s, pi in zip(lor.y, lor.se, p, strict=True):
         full = exact_posterior(np.append(Y, y), np.append(SE, s), TAU, MU).prob_mu_gt(0.0)
         assert pi == pytest.approx(full, abs=QUAD_TOL)
@@ -187,7 +189,7 @@ def test_classical_criterion_equals_direct_dl(nn_fit):
             for i in idx
         ]
     )
-    vec = um.dl_update(Y, SE, lor.y, lor.se).lower > 0
+    vec = conc.dl_update(Y, SE, lor.y, lor.se).lower > 0
     np.testing.assert_array_equal(vec[idx], ok)
     assert d.points[0].curves["updated-meta-classical"].assurance == pytest.approx(vec.mean())
 
@@ -221,17 +223,17 @@ def test_design_json_has_the_interface_keys(nn_fit):
 
 
 def test_bad_requests_are_one_line(nn_fit):
-    with pytest.raises(um.UpdateError, match="unknown updated-meta criterion"):
+    with pytest.raises(mix.UpdateError, match="unknown updated-meta criterion"):
         um.design_updated(nn_fit, [100], criterion="updated", control_rate=0.5)
-    with pytest.raises(um.UpdateError, match="--threshold"):
+    with pytest.raises(mix.UpdateError, match="--threshold"):
         um.design_updated(nn_fit, [100], threshold=1.5, control_rate=0.5)
     sub = fit(
         load("ivig_rm"),
         spec=ModelSpec(likelihood="normal", subgroup="population", subgroup_tau="separate"),
         engine="exact",
     )
-    with pytest.raises(um.UpdateError, match="without --subgroup") as e:
-        um.components_for(sub)
+    with pytest.raises(mix.UpdateError, match="without --subgroup") as e:
+        mix.components_for(sub)
     assert "\n" not in str(e.value)
 
 
@@ -248,7 +250,7 @@ def bn_fit():
 
 @pytest.mark.mcmc
 def test_binomial_reweighting_is_rao_blackwellised(bn_fit):
-    comp = um.components_for(bn_fit)
+    comp = mix.components_for(bn_fit)
     assert comp.source == "draws-rao-blackwell" and comp.size == 4000
     mu = bn_fit.draws("mu")
     from trialsynth.engines.diagnostics import probability_mcse
@@ -328,9 +330,9 @@ def test_figures_structure(nn_fit):
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert sum(lab.startswith("limit as N grows") for lab in labels) == 3
     assert "updated meta-analysis, P(OR > 1) > G" in labels
-    comp = um.components_for(nn_fit)
-    y_old, se_old = um.old_contrasts(nn_fit)
-    cmap = um.conclusion_map(comp, y_old, se_old, 0.5, 0.95, [50, 200, 800], n_or=41)
+    comp = mix.components_for(nn_fit)
+    y_old, se_old = mix.old_contrasts(nn_fit)
+    cmap = conc.conclusion_map(comp, y_old, se_old, 0.5, 0.95, [50, 200, 800], n_or=41)
     assert cmap.p.shape == (3, 41) and cmap.classical.shape == (3, 41)
     fig = conclusion_map_plot(cmap)
     assert fig.axes[0].get_xlabel() == "observed odds ratio of the new trial"

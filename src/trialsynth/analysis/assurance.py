@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 from scipy.special import expit
 
@@ -494,6 +495,46 @@ class DesignResult:
         }
 
 
+def check_request(
+    fit: FitResult,
+    target: float,
+    sims: int,
+    seed: int | None,
+    error: type[AssuranceError] = AssuranceError,
+) -> int:
+    """Check a design's target and simulation count; the seed (default: the fit's)."""
+    if not 0 < target < 1:
+        raise error(f"--target must be in (0, 1), got {target}")
+    if isinstance(sims, bool) or not isinstance(sims, int) or sims < 1:
+        raise error(f"--sims must be a positive integer, got {sims!r}")
+    seed = int(fit.provenance["seed"]) if seed is None else seed
+    if seed < 0:
+        raise error(f"--seed must be a non-negative integer, got {seed}")
+    return seed
+
+
+def control_rate_summary(
+    logit_c: ArrayLike, control_rate: float | None
+) -> tuple[float, tuple[float, float] | None]:
+    """The median control rate of a design, and its 95% interval when drawn (not given)."""
+    rates = expit(np.asarray(logit_c, dtype=float))
+    interval = (
+        None
+        if control_rate is not None
+        else (float(np.quantile(rates, 0.025)), float(np.quantile(rates, 0.975)))
+    )
+    return float(np.median(rates)), interval
+
+
+def described_priors(fit: FitResult) -> dict[str, str]:
+    """The fit's priors in the grammar, by role (what a design records of its fit)."""
+    return {
+        role: Prior.from_dict(spec).describe()
+        for role, spec in fit.provenance["priors"].items()
+        if role in fit.prior_roles()
+    }
+
+
 def design_trial(
     fit: FitResult,
     n_per_arm: Sequence[int],
@@ -535,26 +576,14 @@ def design_trial(
         per arm, and the classical power at the pooled posterior median, for each size.
     """
     criterion = criterion or Criterion()
-    if not 0 < target < 1:
-        raise AssuranceError(f"--target must be in (0, 1), got {target}")
-    if isinstance(sims, bool) or not isinstance(sims, int) or sims < 1:
-        raise AssuranceError(f"--sims must be a positive integer, got {sims!r}")
-    seed = int(fit.provenance["seed"]) if seed is None else seed
-    if seed < 0:
-        raise AssuranceError(f"--seed must be a non-negative integer, got {seed}")
+    seed = check_request(fit, target, sims, seed)
     sizes = check_sizes(n_per_arm)
     theta, members = _future_effect(fit, subgroup)
     logit_c, source = control_logits(fit, control_rate, seed=seed, trials=members)
     if subgroup is not None and control_rate is None:
         source += f"; trials of subgroup {subgroup!r} only"
     points, total = simulate(theta, logit_c, sizes, criterion, sims=sims, seed=seed)
-    rates = expit(np.asarray(logit_c, dtype=float))
-    rate = float(np.median(rates))
-    interval = (
-        None
-        if control_rate is not None
-        else (float(np.quantile(rates, 0.025)), float(np.quantile(rates, 0.975)))
-    )
+    rate, interval = control_rate_summary(logit_c, control_rate)
     pooled = float(
         np.median(
             fit.draws("mu")
@@ -572,11 +601,6 @@ def design_trial(
         )
         for p in points
     ]
-    summary_priors = {
-        role: Prior.from_dict(spec).describe()
-        for role, spec in fit.provenance["priors"].items()
-        if role in fit.prior_roles()
-    }
     return DesignResult(
         points=points,
         criterion=criterion,
@@ -589,7 +613,7 @@ def design_trial(
         target=target,
         sims=total,
         seed=seed,
-        fit_priors=summary_priors,
+        fit_priors=described_priors(fit),
         fit_status="ok" if fit.ok else "failed",
         data_name=str(fit.provenance.get("data_name", "")),
         subgroup=subgroup,

@@ -1,44 +1,15 @@
-"""The next trial judged by the meta-analysis it joins, and where it would change it.
+"""The next trial judged by the meta-analysis it joins: assurance curves against N.
 
-A fitted random-effects meta-analysis gives the posterior of ``(mu, tau)``. A new trial
-reporting a log odds ratio ``y`` with standard error ``se`` multiplies it by its likelihood
-given ``(mu, tau)``, ``N(y; mu, tau^2 + se^2)`` (its own effect ``theta`` integrated out
-against ``N(mu, tau^2)``). That is the normal-normal model's likelihood, and for a
-binomial-normal fit the normal approximation of the new trial's log-OR likelihood (its
-baseline and effect integrated out under a flat baseline): accurate for the arms of a trial
-that is being planned (hundreds per arm), checked against binomial refits by MCMC
-(:func:`refit_check`). Every posterior we meet is written as a mixture of **components**:
-component ``s`` has weight ``w_s``, a fixed ``tau_s`` and ``mu | s ~ N(m_s, v_s)``:
-
-* exact normal-normal fit: the tau quadrature nodes and weights of
-  :class:`~trialsynth.core.exact.ExactPosterior`, with the conjugate ``mu | tau, y``;
-* MCMC fit with normal random effects and a normal (or flat) prior on ``mu``: the draws,
-  each with ``mu | theta_s, tau_s`` conjugate (Rao-Blackwellised: ``mu`` appears only in
-  its prior and in ``theta_i ~ N(mu, tau^2)``, so this conditional is exact whatever the
-  likelihood of the trials);
-* any other MCMC fit (common effect, another mu prior): the draws with ``v_s = 0``
-  (plain importance sampling).
-
-Adding the trial is closed form per component (:func:`update`): the weight is multiplied
-by ``N(y; m_s, v_s + tau_s^2 + se^2)`` and ``mu | s`` becomes the normal posterior with
-one more observation of variance ``tau_s^2 + se^2``. For the exact engine this *is* the
-exact posterior of the k + 1 trials on the old quadrature grid (the new factor is smooth
-in tau; it agrees with a fresh quadrature to ~1e-11 for trials the predictive expects); for
-draws it is importance sampling with the new trial's likelihood as the weight, whose
-reliability is the Kish effective sample size ``(sum w)^2 / sum w^2``. Many simulated
-trials against many draws are screened with a spline table and computed directly near
-the threshold (:func:`updated_probability`), so no close call is decided by the table.
-
-The classical counterpart (:func:`dl_update`) is the DerSimonian-Laird random-effects
-meta-analysis of the old (y, se) plus the new one, vectorised over simulated trials.
 :func:`design_updated` simulates the new trial as :mod:`~trialsynth.analysis.assurance`
-does and reports, per size, the updated-meta assurance (Bayesian and classical) beside the
-stand-alone one; :func:`crossings` gives the observed ORs at which the conclusion flips.
+does and reports, per size, the updated-meta assurance (Bayesian, by the update of
+:mod:`~trialsynth.analysis.mixture_update`, and classical, the updated DerSimonian-Laird of
+:mod:`~trialsynth.analysis.updated_conclusion`) beside the stand-alone one, with the limits
+as N grows and the observed ORs at which the conclusion flips; :func:`refit_check` checks
+weak importance reweighting by MCMC refits, :func:`panel_summary` says it in plain words.
 
 References: Sutton AJ et al. (2007), Evidence-based sample size calculations based upon
 updated meta-analysis, Stat Med 26:2479-2500; Roloff V et al. (2013), Planning future
-studies based on the conditional power of a meta-analysis, Stat Med 32:11-24; Langan D
-et al. (2012), extfunnel: graphical augmentations to the funnel plot, Res Synth Methods.
+studies based on the conditional power of a meta-analysis, Stat Med 32:11-24.
 """
 
 from __future__ import annotations
@@ -50,676 +21,45 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import interpolate, optimize, special, stats
+from scipy import special, stats
 
 from trialsynth.analysis.assurance import (
     DEFAULT_SIMS,
     QUANTILES,
-    AssuranceError,
     Criterion,
+    check_request,
     check_sizes,
     control_logits,
+    control_rate_summary,
+    described_priors,
     simulate_counts,
 )
+from trialsynth.analysis.mixture_update import (
+    Components,
+    Screened,
+    UpdateError,
+    components_for,
+    old_contrasts,
+    updated_probability,
+)
+from trialsynth.analysis.updated_conclusion import (
+    Crossing,
+    bayes_limit,
+    classical_limit,
+    crossings,
+    dl_update,
+)
 from trialsynth.core.effects import log_odds_ratios
-from trialsynth.core.errors import TrialsynthError
 from trialsynth.data import ArmData, ContrastData, TrialData
 from trialsynth.engines.diagnostics import probability_mcse
 from trialsynth.engines.exact import exact_for
-from trialsynth.priors.prior import Prior
 from trialsynth.results.fitting import fit as do_fit
 
 if TYPE_CHECKING:
-    from trialsynth.core.exact import ExactPosterior
     from trialsynth.results.base import FitResult
 
 FloatArray = NDArray[np.float64]
 
-#: Elements (simulated trials x components) handled per vectorised block.
-BLOCK = 2_000_000
-#: Direct evaluation (no table) when simulated trials x components is at most this.
-DIRECT_BUDGET = 4_000_000
-#: Table of the updated probability: nodes over log(se) and the step over y.
-TABLE_SE_NODES = 13
-TABLE_Y_STEP = 0.05
-#: Simulated trials whose tabulated probability lies within this of the threshold (or
-#: within 20 times the largest interpolation error seen at the check points) are
-#: recomputed directly, so the table only screens and never decides a close call.
-SCREEN_BAND = 1e-4
-#: Check points at which the table is compared with direct evaluation.
-TABLE_CHECKS = 200
-#: Simulated trials beyond these quantiles of y or se are evaluated directly (the table
-#: covers the bulk only, so a few outlying trials do not stretch it).
-TABLE_TAIL = 0.002
-Z975 = float(special.ndtri(0.975))
-#: Grid of observed log-ORs scanned for the ORs where a conclusion flips.
-CROSSING_GRID = 231
-
-
-class UpdateError(AssuranceError, TrialsynthError):
-    """A fit or request the updated meta-analysis cannot handle (one-line message)."""
-
-
-@dataclass(frozen=True)
-class Components:
-    """A posterior of ``(mu, tau)`` as a mixture: weight, ``mu | s ~ N(m, v)``, ``tau``.
-
-    Attributes
-    ----------
-    weight : ndarray
-        Normalised weights (sum 1).
-    m, v : ndarray
-        Mean and variance of ``mu`` given the component (``v`` may be 0).
-    tau : ndarray
-        The component's heterogeneity standard deviation.
-    source : str
-        ``"exact"`` (quadrature nodes), ``"draws-rao-blackwell"`` or ``"draws"``.
-    draw_ess : float or None
-        Effective sample size of the draws behind the components (MCMC autocorrelation);
-        inflates the importance-sampling MCSE by ``sqrt(n / draw_ess)``. None for exact.
-    """
-
-    weight: FloatArray
-    m: FloatArray
-    v: FloatArray
-    tau: FloatArray
-    source: str
-    draw_ess: float | None = None
-
-    @property
-    def size(self) -> int:
-        """Number of components."""
-        return int(self.weight.size)
-
-    @property
-    def is_exact(self) -> bool:
-        """True for quadrature components (no Monte Carlo error)."""
-        return self.source == "exact"
-
-    def prob_mu_gt(self, c: float = 0.0) -> float:
-        """P(mu > c) before any new trial."""
-        return float(self.weight @ _normal_sf(c, self.m, self.v))
-
-
-def _normal_sf(c: float | FloatArray, m: FloatArray, v: FloatArray) -> FloatArray:
-    """P(X > c) for X ~ N(m, v), with v = 0 read as a point mass (1/2 at c)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (m - c) / np.sqrt(v)
-    if np.all(v > 0):
-        return special.ndtr(z)
-    z = np.where(v > 0, z, np.sign(m - c) * np.inf)
-    return np.where(np.isnan(z), 0.5, special.ndtr(z))
-
-
-def components_from_exact(post: ExactPosterior) -> Components:
-    """Components of an exact posterior (its tau quadrature nodes and weights).
-
-    Only public attributes are read: ``y``, ``se``, ``mu_prior``, ``tau_nodes`` and
-    ``tau_weights``; ``mu | tau, y`` is the conjugate normal.
-    """
-    se2 = np.asarray(post.se, dtype=float) ** 2
-    tau = np.asarray(post.tau_nodes, dtype=float)
-    weight = np.asarray(post.tau_weights, dtype=float)
-    var = se2[None, :] + tau[:, None] ** 2
-    m, v = conjugate_mu(np.asarray(post.y, dtype=float)[None, :], var, post.mu_prior)
-    return Components(weight / weight.sum(), m, v, tau, "exact")
-
-
-def conjugate_mu(
-    obs: FloatArray, var: FloatArray, mu_prior: tuple[float, float] | None
-) -> tuple[FloatArray, FloatArray]:
-    """Posterior mean and variance of mu from rows of observations ``obs ~ N(mu, var)``."""
-    w = 1.0 / var
-    prec = w.sum(axis=-1)
-    num = (w * obs).sum(axis=-1)
-    if mu_prior is not None:
-        m0, s0 = mu_prior
-        prec = prec + 1.0 / s0**2
-        num = num + m0 / s0**2
-    return num / prec, 1.0 / prec
-
-
-def components_from_draws(
-    mu: ArrayLike,
-    tau: ArrayLike,
-    theta: ArrayLike | None = None,
-    *,
-    mu_prior: tuple[float, float] | str | None = "unknown",
-    draw_ess: float | None = None,
-) -> Components:
-    """Components of MCMC draws, Rao-Blackwellised over mu where that is exact.
-
-    Parameters
-    ----------
-    mu, tau : array_like
-        Draws (any shape, flattened in C order).
-    theta : array_like, optional
-        Trial effects, shape ``(*mu.shape, k)``. With ``theta`` and a ``mu_prior`` that is
-        a ``(mean, sd)`` pair or None (flat), ``mu | theta, tau`` is the conjugate normal
-        (normal random effects); otherwise the draws of mu are used as they are.
-    mu_prior : (float, float), None or "unknown"
-        Prior of mu; ``"unknown"`` (e.g. a non-normal prior) disables Rao-Blackwellisation.
-    draw_ess : float, optional
-        Effective sample size of the draws (e.g. the bulk ESS of mu).
-    """
-    mu_a = np.asarray(mu, dtype=float).ravel()
-    tau_a = np.asarray(tau, dtype=float).ravel()
-    if mu_a.shape != tau_a.shape or mu_a.size < 2:
-        raise UpdateError("mu and tau draws must have the same shape (at least 2 draws)")
-    weight = np.full(mu_a.size, 1.0 / mu_a.size)
-    if theta is None or mu_prior == "unknown" or np.any(tau_a <= 0):
-        return Components(weight, mu_a, np.zeros_like(mu_a), tau_a, "draws", draw_ess)
-    th = np.asarray(theta, dtype=float).reshape(mu_a.size, -1)
-    m, v = conjugate_mu(th, np.broadcast_to(tau_a[:, None] ** 2, th.shape), mu_prior)  # type: ignore[arg-type]
-    return Components(weight, m, v, tau_a, "draws-rao-blackwell", draw_ess)
-
-
-@dataclass(frozen=True)
-class Update:
-    """The posterior after one more trial, per simulated trial.
-
-    Attributes
-    ----------
-    p : ndarray
-        Updated P(mu > c).
-    ess : ndarray or None
-        Kish effective sample size of the importance weights (None for exact components).
-    mcse : ndarray or None
-        Importance-sampling Monte Carlo standard error of ``p`` (delta method, inflated
-        for autocorrelated draws); None for exact components.
-    """
-
-    p: FloatArray
-    ess: FloatArray | None
-    mcse: FloatArray | None
-
-
-def update(
-    comp: Components, y: ArrayLike, se: ArrayLike, *, c: float = 0.0, block: int = BLOCK
-) -> Update:
-    """Updated P(mu > c) after a trial with log-OR ``y`` and SE ``se`` (vectorised).
-
-    ``se = 0`` is allowed: the trial then reveals its own effect exactly (the large-N limit).
-    Cost: ``y.size * comp.size`` elementwise operations, in blocks of ``block``; a scalar
-    ``se`` computes its per-component terms once.
-    """
-    y_a, se_a = np.broadcast_arrays(np.asarray(y, dtype=float), np.asarray(se, dtype=float))
-    shape = y_a.shape
-    y_a, se_a = y_a.ravel(), se_a.ravel()
-    scalar_se = np.ndim(se) == 0
-    p = np.empty(y_a.size)
-    ess = None if comp.is_exact else np.empty(y_a.size)
-    mcse = None if comp.is_exact else np.empty(y_a.size)
-    inflate = 1.0 if comp.draw_ess is None else math.sqrt(comp.size / min(comp.draw_ess, comp.size))
-    step = max(1, block // comp.size)
-    terms = _terms(comp, se_a[:1, None]) if scalar_se else None
-    for i in range(0, y_a.size, step):
-        sl = slice(i, i + step)
-        lw0, inv_tot, gain, sd = terms if terms is not None else _terms(comp, se_a[sl, None])
-        d = y_a[sl, None] - comp.m
-        lw = lw0 - 0.5 * d * d * inv_tot
-        w = np.exp(lw - lw.max(axis=1, keepdims=True))
-        sw = w.sum(axis=1)
-        ps = _normal_sf(c, comp.m + gain * d, sd * sd)
-        p[sl] = (w * ps).sum(axis=1) / sw
-        if ess is not None and mcse is not None:
-            ess[sl] = sw**2 / (w * w).sum(axis=1)
-            wn = w / sw[:, None]
-            mcse[sl] = inflate * np.sqrt((wn * wn * (ps - p[sl, None]) ** 2).sum(axis=1))
-    return Update(
-        p.reshape(shape),
-        None if ess is None else ess.reshape(shape),
-        None if mcse is None else mcse.reshape(shape),
-    )
-
-
-def _terms(
-    comp: Components, se: FloatArray
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Per-component terms of :func:`update` that depend on se only.
-
-    Log prior weight minus half the log predictive variance, the inverse predictive
-    variance ``1 / (v + tau^2 + se^2)``, the gain ``v / (v + tau^2 + se^2)`` of mu's
-    conditional mean and its updated conditional sd.
-    """
-    var_new = comp.tau**2 + se**2
-    tot = comp.v + var_new
-    inv_tot = 1.0 / tot
-    return (
-        np.log(comp.weight) - 0.5 * np.log(tot),
-        inv_tot,
-        comp.v * inv_tot,
-        np.sqrt(comp.v * var_new * inv_tot),
-    )
-
-
-# --------------------------------------------------------------------------- fast screening
-
-
-@dataclass(frozen=True)
-class ProbabilityTable:
-    """Cubic-spline tables over (log se, y) of the updated P(mu > c), log ESS and MCSE."""
-
-    p: interpolate.RectBivariateSpline
-    log_ess: interpolate.RectBivariateSpline | None
-    mcse: interpolate.RectBivariateSpline | None
-
-    def __call__(self, y: FloatArray, se: FloatArray) -> FloatArray:
-        """Interpolated probability (clipped to [0, 1])."""
-        return np.clip(self.p.ev(np.log(se), y), 0.0, 1.0)
-
-    def ess(self, y: FloatArray, se: FloatArray) -> FloatArray | None:
-        """Interpolated Kish ESS (None for exact components)."""
-        return None if self.log_ess is None else np.exp(self.log_ess.ev(np.log(se), y))
-
-    def mcse_at(self, y: FloatArray, se: FloatArray) -> FloatArray | None:
-        """Interpolated importance-sampling MCSE (None for exact components)."""
-        return None if self.mcse is None else np.maximum(self.mcse.ev(np.log(se), y), 0.0)
-
-
-def probability_table(
-    comp: Components, y_range: tuple[float, float], se_range: tuple[float, float], *, c: float = 0.0
-) -> ProbabilityTable:
-    """Tabulate :func:`update` on a grid covering ``y_range`` x ``se_range``.
-
-    :data:`TABLE_SE_NODES` nodes over log(se) and a step of :data:`TABLE_Y_STEP` in y; one
-    :func:`update` per se node, so the se-dependent terms are computed once per row.
-    """
-    lo, hi = math.log(se_range[0]), math.log(se_range[1])
-    if hi - lo < 1e-6:
-        lo, hi = lo - 1e-3, hi + 1e-3
-    log_se = np.linspace(lo, hi, TABLE_SE_NODES)
-    n_y = max(8, math.ceil((y_range[1] - y_range[0]) / TABLE_Y_STEP) + 1)
-    y = np.linspace(y_range[0] - 1e-9, y_range[1] + 1e-9, n_y)
-    rows = [update(comp, y, math.exp(s), c=c) for s in log_se]
-    p = interpolate.RectBivariateSpline(log_se, y, np.stack([r.p for r in rows]))
-    if comp.is_exact:
-        return ProbabilityTable(p, None, None)
-    ess = np.log(np.stack([r.ess for r in rows]))  # type: ignore[misc]
-    mcse = np.stack([r.mcse for r in rows])  # type: ignore[misc]
-    return ProbabilityTable(
-        p,
-        interpolate.RectBivariateSpline(log_se, y, ess),
-        interpolate.RectBivariateSpline(log_se, y, mcse),
-    )
-
-
-@dataclass(frozen=True)
-class Screened:
-    """Updated probabilities of many simulated trials and how they were obtained.
-
-    ``p`` is direct (exact w.r.t. the components) wherever ``direct`` is True, else the
-    table value, which is then farther than ``band`` from the threshold; ``table_error``
-    is the largest table error seen at the check points. ``ess`` and ``mcse`` are direct
-    where ``direct``, interpolated elsewhere (None for exact components). ``table`` and
-    ``box`` (its y and se ranges) can screen more trials (``reuse`` of
-    :func:`updated_probability`).
-    """
-
-    p: FloatArray
-    ess: FloatArray | None
-    mcse: FloatArray | None
-    direct: NDArray[np.bool_]
-    band: float
-    table_error: float
-    table: ProbabilityTable | None = None
-    box: tuple[float, float, float, float] | None = None
-
-
-def _table_for(
-    comp: Components, y: FloatArray, se: FloatArray, c: float, seed: int
-) -> tuple[ProbabilityTable, tuple[float, float, float, float], float]:
-    """A table over the bulk of (y, se), its box and its largest error at random checks."""
-    y_lo, y_hi = np.quantile(y, [TABLE_TAIL, 1 - TABLE_TAIL])
-    se_lo, se_hi = np.quantile(se, [TABLE_TAIL, 1 - TABLE_TAIL])
-    box = (float(y_lo), float(y_hi), float(se_lo), float(se_hi))
-    table = probability_table(comp, (box[0], box[1]), (box[2], box[3]), c=c)
-    pool = np.flatnonzero(_inside(box, y, se))
-    check = np.random.default_rng([seed, 41]).choice(
-        pool, size=min(TABLE_CHECKS, pool.size), replace=False
-    )
-    err = float(
-        np.max(np.abs(update(comp, y[check], se[check], c=c).p - table(y[check], se[check])))
-    )
-    return table, box, err
-
-
-def _inside(
-    box: tuple[float, float, float, float], y: FloatArray, se: FloatArray
-) -> NDArray[np.bool_]:
-    return (y >= box[0]) & (y <= box[1]) & (se >= box[2]) & (se <= box[3])
-
-
-def updated_probability(
-    comp: Components,
-    y: ArrayLike,
-    se: ArrayLike,
-    threshold: float,
-    *,
-    c: float = 0.0,
-    seed: int = 0,
-    reuse: Screened | None = None,
-) -> Screened:
-    """Updated P(mu > c) of each simulated trial, exact wherever it is near ``threshold``.
-
-    Small problems are evaluated directly. Large ones are screened with a
-    :func:`probability_table` over the bulk of the trials (inside the :data:`TABLE_TAIL`
-    quantiles of y and se; or the table of ``reuse``): trials whose tabulated probability
-    is within ``max(SCREEN_BAND, 20 x table error)`` of the threshold, and those outside
-    the table, are computed directly, so the success indicator ``p > threshold`` equals
-    the direct one unless the table errs by more than 20 times the largest error seen at
-    :data:`TABLE_CHECKS` random check points.
-    """
-    y_a = np.asarray(y, dtype=float).ravel()
-    se_a = np.asarray(se, dtype=float).ravel()
-    if y_a.size * comp.size <= DIRECT_BUDGET:
-        up = update(comp, y_a, se_a, c=c)
-        return Screened(up.p, up.ess, up.mcse, np.ones(y_a.size, bool), 0.0, 0.0)
-    if reuse is not None and reuse.table is not None and reuse.box is not None:
-        table, box, err = reuse.table, reuse.box, reuse.table_error
-    else:
-        table, box, err = _table_for(comp, y_a, se_a, c, seed)
-    p, ess, mcse = table(y_a, se_a), table.ess(y_a, se_a), table.mcse_at(y_a, se_a)
-    band = max(SCREEN_BAND, 20.0 * err)
-    direct = (np.abs(p - threshold) <= band) | ~_inside(box, y_a, se_a)
-    idx = np.flatnonzero(direct)
-    up = update(comp, y_a[idx], se_a[idx], c=c)
-    p[idx] = up.p
-    if ess is not None and mcse is not None and up.ess is not None and up.mcse is not None:
-        ess[idx], mcse[idx] = up.ess, up.mcse
-    return Screened(p, ess, mcse, direct, band, err, table, box)
-
-
-# --------------------------------------------------------------------------- classical
-
-
-@dataclass(frozen=True)
-class DLUpdate:
-    """DerSimonian-Laird random-effects estimate of old + new trials (arrays per trial)."""
-
-    estimate: FloatArray
-    se: FloatArray
-    tau2: FloatArray
-
-    @property
-    def lower(self) -> FloatArray:
-        """Lower end of the 95% confidence interval."""
-        return self.estimate - Z975 * self.se
-
-    @property
-    def upper(self) -> FloatArray:
-        """Upper end of the 95% confidence interval."""
-        return self.estimate + Z975 * self.se
-
-
-def dl_update(y_old: ArrayLike, se_old: ArrayLike, y: ArrayLike, se: ArrayLike) -> DLUpdate:
-    """DerSimonian-Laird meta-analysis of the old trials plus each new ``(y, se)``.
-
-    The same formulas as :func:`trialsynth.frequentist.random_effects` (``method="DL"``,
-    tau^2 truncated at 0, Wald interval with normal quantiles), vectorised over new trials.
-    ``se = 0`` gives the limit of an infinitely large new trial.
-    """
-    yo = np.asarray(y_old, dtype=float)
-    vo = np.asarray(se_old, dtype=float) ** 2
-    y_a, se_a = np.broadcast_arrays(np.asarray(y, dtype=float), np.asarray(se, dtype=float))
-    shape = y_a.shape
-    yn, vn = y_a.ravel()[:, None], se_a.ravel()[:, None] ** 2
-    k = yo.size + 1
-    with np.errstate(divide="ignore", invalid="ignore"):
-        wn = 1.0 / vn
-        w0 = 1.0 / vo
-        sw = w0.sum() + wn
-        mu_fe = np.where(np.isinf(wn), yn, (w0 @ yo + wn * yn) / sw)
-        q = (w0 * (yo - mu_fe) ** 2).sum(axis=1, keepdims=True) + np.where(
-            np.isinf(wn), 0.0, wn * (yn - mu_fe) ** 2
-        )
-        # c = sum(w) - sum(w^2) / sum(w), written without cancellation as
-        # (B^2 - A + 2 B wn) / (B + wn) with B = sum(w0), A = sum(w0^2); 2 B as wn -> inf
-        b0, a0 = w0.sum(), (w0**2).sum()
-        c = np.where(np.isinf(wn), 2.0 * b0, (b0 * b0 - a0 + 2.0 * b0 * wn) / sw)
-        tau2 = np.maximum(0.0, (q - (k - 1)) / c)
-        wr_old = 1.0 / (vo + tau2)
-        wr_new = 1.0 / (vn + tau2)
-        swr = wr_old.sum(axis=1, keepdims=True) + wr_new
-        est = np.where(
-            np.isinf(wr_new), yn, ((wr_old * yo).sum(axis=1, keepdims=True) + wr_new * yn) / swr
-        )
-        se_re = np.where(np.isinf(wr_new), 0.0, 1.0 / np.sqrt(swr))
-    return DLUpdate(est.reshape(shape), se_re.reshape(shape), tau2.reshape(shape))
-
-
-# --------------------------------------------------------------------------- limits
-
-
-@dataclass(frozen=True)
-class Limit:
-    """Assurance of an infinitely large new trial (it reveals its own effect exactly)."""
-
-    value: float
-    indicator: NDArray[np.bool_]
-    boundary: float | None
-
-
-def bayes_limit(comp: Components, theta_new: ArrayLike, threshold: float) -> Limit:
-    """Limit of the updated-meta assurance: P over theta_new of P(mu > 0 | old, theta_new) > G.
-
-    As N grows the trial's log-OR tends to its true ``theta_new`` (se -> 0), so the limit is
-    the predictive probability of the set of ``theta_new`` for which the meta-analysis,
-    told ``theta_new`` exactly, reaches ``threshold``. The set is found on a grid of 801
-    points spanning the draws (roots refined by Brent's method) and may be a union of
-    intervals (a very discrepant trial raises tau); ``boundary`` is its lower end when it
-    is a half-line.
-    """
-    th = np.asarray(theta_new, dtype=float)
-    grid = np.linspace(np.min(th) - 0.5, np.max(th) + 0.5, 801)
-
-    def excess(t: FloatArray) -> FloatArray:
-        return update(comp, t, 0.0).p - threshold
-
-    pg = excess(grid)
-    roots = np.array(_roots(excess, grid, pg))
-    edges = np.concatenate([[grid[0]], roots, [grid[-1]]])
-    inside = excess(0.5 * (edges[:-1] + edges[1:])) > 0  # success on each interval
-    ok = inside[np.clip(np.searchsorted(roots, th), 0, inside.size - 1)]
-    boundary = float(roots[0]) if roots.size == 1 and inside[-1] else None
-    return Limit(float(ok.mean()), ok, boundary)
-
-
-def classical_limit(y_old: ArrayLike, se_old: ArrayLike, theta_new: ArrayLike) -> Limit:
-    """Limit of the updated-meta classical criterion as the new trial grows (se -> 0)."""
-    th = np.asarray(theta_new, dtype=float)
-    dl = dl_update(y_old, se_old, th, 0.0)
-    ok = dl.lower > 0
-    return Limit(float(ok.mean()), ok, None)
-
-
-def _roots(
-    f: Callable[[FloatArray], FloatArray], grid: FloatArray, values: FloatArray
-) -> list[float]:
-    """Roots of ``f`` at the sign changes of ``values`` on ``grid`` (Brent's method)."""
-    out = []
-    sign = np.sign(values)
-    for j in np.flatnonzero(sign[:-1] * sign[1:] < 0):
-        out.append(
-            optimize.brentq(lambda t: float(f(np.array([t]))[0]), grid[j], grid[j + 1], xtol=1e-10)
-        )
-    return out
-
-
-# --------------------------------------------------------------------------- where it changes
-
-
-def se_of_observed(
-    log_or: FloatArray, control_rate: float, n_per_arm: int | FloatArray
-) -> FloatArray:
-    """SE of the log-OR of a trial with ``n_per_arm`` per arm observing these rates."""
-    p_c = control_rate
-    p_t = special.expit(special.logit(p_c) + log_or)
-    return np.sqrt((1.0 / (p_c * (1 - p_c)) + 1.0 / (p_t * (1 - p_t))) / n_per_arm)
-
-
-@dataclass(frozen=True)
-class Crossing:
-    """Observed ORs of a new trial of one size at which an updated conclusion flips.
-
-    ``benefit``: ORs where the updated P(OR > 1) crosses the threshold G (above the largest
-    one it is > G when ``benefit_above``); ``harm``: where it crosses 1 - G;
-    ``classical``: where the updated DL 95% CI's lower end crosses OR 1.
-    """
-
-    n_per_arm: int
-    control_rate: float
-    benefit: list[float]
-    harm: list[float]
-    classical: list[float]
-
-
-def crossings(
-    comp: Components,
-    y_old: ArrayLike,
-    se_old: ArrayLike,
-    n_per_arm: int,
-    control_rate: float,
-    threshold: float,
-    *,
-    or_range: tuple[float, float] = (0.1, 10.0),
-) -> Crossing:
-    """Where a new trial of ``n_per_arm`` per arm would change the conclusion.
-
-    The trial is taken to observe the control rate ``control_rate`` and an odds ratio OR;
-    its SE follows (:func:`se_of_observed`). Roots at the sign changes on a grid of
-    :data:`CROSSING_GRID` log-ORs over ``or_range``, refined by Brent's method (two roots
-    closer than one grid step, 0.02 on the log scale, would be missed).
-    """
-    grid = np.linspace(math.log(or_range[0]), math.log(or_range[1]), CROSSING_GRID)
-
-    def p_up(t: FloatArray) -> FloatArray:
-        return update(comp, t, se_of_observed(t, control_rate, n_per_arm)).p
-
-    def lower(t: FloatArray) -> FloatArray:
-        return dl_update(y_old, se_old, t, se_of_observed(t, control_rate, n_per_arm)).lower
-
-    pg = p_up(grid)
-    benefit = _roots(lambda t: p_up(t) - threshold, grid, pg - threshold)
-    harm = _roots(lambda t: p_up(t) - (1 - threshold), grid, pg - (1 - threshold))
-    classical = _roots(lower, grid, lower(grid))
-    return Crossing(
-        n_per_arm,
-        control_rate,
-        [math.exp(b) for b in benefit],
-        [math.exp(h) for h in harm],
-        [math.exp(x) for x in classical],
-    )
-
-
-@dataclass(frozen=True)
-class ConclusionMap:
-    """Updated conclusions over a grid of the new trial's observed OR and size.
-
-    Attributes
-    ----------
-    odds_ratio : ndarray
-        Observed ORs of the new trial (columns).
-    n_per_arm : ndarray
-        Sizes per arm (rows).
-    p : ndarray
-        Updated P(OR > 1), shape (sizes, ORs).
-    classical : ndarray of bool
-        Whether the updated DL 95% CI excludes 1 in favour of treatment.
-    control_rate, threshold, p_now : float
-        The observed control rate assumed, G, and P(OR > 1) before the new trial.
-    """
-
-    odds_ratio: FloatArray
-    n_per_arm: FloatArray
-    p: FloatArray
-    classical: NDArray[np.bool_]
-    control_rate: float
-    threshold: float
-    p_now: float
-
-
-def conclusion_map(
-    comp: Components,
-    y_old: ArrayLike,
-    se_old: ArrayLike,
-    control_rate: float,
-    threshold: float,
-    sizes: ArrayLike,
-    *,
-    or_range: tuple[float, float] = (0.2, 8.0),
-    n_or: int = 161,
-) -> ConclusionMap:
-    """Updated P(OR > 1) and the classical verdict for new trials of each size and OR.
-
-    The new trial observes ``control_rate`` and an OR on a log grid over ``or_range``; its
-    SE follows from the size (:func:`se_of_observed`).
-    """
-    t = np.linspace(math.log(or_range[0]), math.log(or_range[1]), n_or)
-    n = np.asarray(sizes, dtype=float)
-    se = se_of_observed(t[None, :], control_rate, n[:, None])
-    y = np.broadcast_to(t[None, :], se.shape)
-    p = update(comp, y, se).p
-    classical = dl_update(y_old, se_old, y, se).lower > 0
-    return ConclusionMap(np.exp(t), n, p, classical, control_rate, threshold, comp.prob_mu_gt())
-
-
-# --------------------------------------------------------------------------- fits
-
-
-def components_for(fit: FitResult) -> Components:
-    """The (mu, tau) mixture of a fit, or an error naming what prevents the update.
-
-    Raises
-    ------
-    UpdateError
-        Subgroup or meta-regression fits (the new trial's place in them is undefined here)
-        and Student-t random effects (the new trial's likelihood given mu and tau is then
-        not normal).
-    """
-    spec = fit.spec
-    if spec.subgroup or spec.covariates:
-        raise UpdateError(
-            "--criterion updated-meta needs a fit without --subgroup or --covariate "
-            "(refit the trials as one meta-analysis)"
-        )
-    if spec.random_effects not in (None, "normal"):
-        raise UpdateError(
-            "--criterion updated-meta needs normal random effects, not "
-            f"{spec.random_effects} (refit with --random-effects normal)"
-        )
-    post = getattr(fit, "posterior", None)
-    if fit.engine == "exact" and post is not None:
-        return components_from_exact(post)
-    mu = fit.draws("mu")
-    tau = fit.draws("tau") if spec.random_effects else np.zeros_like(mu)
-    prior = fit.priors.mu
-    mu_prior: tuple[float, float] | str | None = "unknown"
-    if prior.family == "normal":
-        mu_prior = (float(prior.params[0]), float(prior.params[1]))
-    elif prior.family == "flat":
-        mu_prior = None
-    ess = fit.diagnostics.ess_bulk_min if fit.diagnostics is not None else None
-    theta = fit.draws("theta") if spec.random_effects else None
-    return components_from_draws(mu, tau, theta, mu_prior=mu_prior, draw_ess=ess)
-
-
-def old_contrasts(fit: FitResult) -> tuple[FloatArray, FloatArray]:
-    """The analysed trials' log-ORs and SEs (the fit's continuity correction for zero cells)."""
-    obs = fit.tree["observed_data"]
-    if "y" in obs:
-        return np.asarray(obs["y"].values, float), np.asarray(obs["se"].values, float)
-    lor = log_odds_ratios(
-        obs["events_t"].values,
-        obs["n_t"].values,
-        obs["events_c"].values,
-        obs["n_c"].values,
-        correction=fit.spec.correction,
-    )
-    return lor.y, lor.se
-
-
-# --------------------------------------------------------------------------- design
 
 #: The criteria that judge the new trial by the updated meta-analysis.
 UPDATED_CRITERIA = ("updated-meta", "updated-meta-classical")
@@ -1055,17 +395,13 @@ def _point(
     )
 
 
-def _check_request(criterion: str, threshold: float, target: float, sims: int) -> None:
+def _check_criterion(criterion: str, threshold: float) -> None:
     if criterion not in UPDATED_CRITERIA:
         raise UpdateError(
             f"unknown updated-meta criterion {criterion!r}; valid: {', '.join(UPDATED_CRITERIA)}"
         )
     if not 0.5 <= threshold < 1:
         raise UpdateError(f"--threshold must be in [0.5, 1), got {threshold}")
-    if not 0 < target < 1:
-        raise UpdateError(f"--target must be in (0, 1), got {target}")
-    if isinstance(sims, bool) or not isinstance(sims, int) or sims < 1:
-        raise UpdateError(f"--sims must be a positive integer, got {sims!r}")
 
 
 def design_updated(
@@ -1097,10 +433,8 @@ def design_updated(
         control rate; the Kish ESS of the reweighting; the observed ORs at which the
         conclusions flip; the limits as N grows.
     """
-    _check_request(criterion, threshold, target, sims)
-    seed = int(fit.provenance["seed"]) if seed is None else seed
-    if seed < 0:
-        raise UpdateError(f"--seed must be a non-negative integer, got {seed}")
+    _check_criterion(criterion, threshold)
+    seed = check_request(fit, target, sims, seed, UpdateError)
     sizes = check_sizes(n_per_arm)
     comp = components_for(fit)
     y_old, se_old = old_contrasts(fit)
@@ -1108,8 +442,7 @@ def design_updated(
     Criterion("two-sided-test", alpha=alpha)  # validates alpha
     theta = fit.draws("theta_new")
     logit_c, source = control_logits(fit, control_rate, seed=seed)
-    rates = special.expit(np.asarray(logit_c, dtype=float))
-    rate = float(np.median(rates))
+    rate, interval = control_rate_summary(logit_c, control_rate)
     pooled = float(np.median(fit.draws("mu")))
     points = [
         _point(judges, n, x_t, x_c, pooled, rate)
@@ -1123,9 +456,7 @@ def design_updated(
         alpha=alpha,
         k=int(y_old.size),
         control_rate=rate,
-        control_rate_interval=None
-        if control_rate is not None
-        else (float(np.quantile(rates, 0.025)), float(np.quantile(rates, 0.975))),
+        control_rate_interval=interval,
         control_source=source,
         pooled_log_or=pooled,
         limits={
@@ -1140,11 +471,7 @@ def design_updated(
         target=target,
         sims=max(1, math.ceil(sims / theta.size)) * theta.size,
         seed=seed,
-        fit_priors={
-            role: Prior.from_dict(spec).describe()
-            for role, spec in fit.provenance["priors"].items()
-            if role in fit.prior_roles()
-        },
+        fit_priors=described_priors(fit),
         fit_status="ok" if fit.ok else "failed",
         data_name=str(fit.provenance.get("data_name", "")),
         checks=_exact_checks(fit, comp, points, threshold),

@@ -43,7 +43,6 @@ from typing import overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special
 
 from trialsynth.core.marginals import (
     ALPHA_TOL,
@@ -59,6 +58,7 @@ from trialsynth.core.normal_normal import (
     prior_median,
     prior_support,
 )
+from trialsynth.core.panel_rules import GL_N, GL_W, GL_X, LEG_VANDER, panel_errors, two_rules
 
 __all__ = [
     "DEFAULT_DELTA",
@@ -83,33 +83,13 @@ DEFAULT_EPSILON = 1e-10
 #: the one of Roever 2020, section 3.3). Pass ``mu_prior=None`` for a flat prior.
 DEFAULT_MU_PRIOR: tuple[float, float] = (0.0, 4.0)
 
-_GL_N = 8  # Gauss-Legendre nodes per panel
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(_GL_N)
-_LEG_VANDER = np.polynomial.legendre.legvander(_GL_X, _GL_N - 1)  # P_l(x_j)
 _LOG_2PI = math.log(2.0 * math.pi)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-# cdf probes (mean + z sd) watched by the error control
-_PROBE_Z = np.array([-2.0, 0.0, 2.0])
 _MAX_PANELS = 4000
 _TAU_MIN, _TAU_MAX = 1e-150, 1e150  # range of tau - a explored (tau^2, 1/tau^2 finite)
 # crude posterior quantiles of tau at which the first quadrature panels are cut
 _INIT_LEVELS = np.array([0.02, 0.15, 0.5, 0.85, 0.98, 0.999, 1 - 1e-5, 1 - 1e-7, 1 - 1e-9])
 _INTERVAL_KINDS = ("shortest", "central")
-
-
-# --------------------------------------------------------------------------------------
-# Data and the closed-form pieces given tau
-# --------------------------------------------------------------------------------------
-
-
-# --------------------------------------------------------------------------------------
-# Normal mixtures (batch of K marginals sharing the tau weights)
-# --------------------------------------------------------------------------------------
-
-
-# --------------------------------------------------------------------------------------
-# Marginals
-# --------------------------------------------------------------------------------------
 
 
 # --------------------------------------------------------------------------------------
@@ -370,69 +350,16 @@ class ExactPosterior:
 
     def _adapt(self, edges: FloatArray) -> None:
         """Bisect panels until the summed estimated quadrature error is <= delta."""
-        n = _GL_N
         err_total = math.inf
         for _ in range(60):
-            lo, hi = edges[:-1], edges[1:]
-            npan = lo.size
-            half = 0.5 * (hi - lo)
-            mid = 0.5 * (hi + lo)
-            # rule A: n nodes per panel; rule B: n nodes on each half
-            ua = mid[:, None] + half[:, None] * _GL_X
-            wa = half[:, None] * _GL_W
-            qlo = np.concatenate([lo, mid])
-            qh = np.concatenate([half, half]) * 0.5
-            ub = (qlo + qh)[:, None] + qh[:, None] * _GL_X
-            wb = qh[:, None] * _GL_W
-            u_all = np.concatenate([ua.ravel(), ub.ravel()])
-            w_all = np.concatenate([wa.ravel(), wb.ravel()])
+            u_all, w_all, mid = two_rules(edges)
+            npan = mid.size
             tau, dens, cond = self._node_values(u_all)
             cm, cv = self._stack_conditionals(tau, cond)
             if not np.all(np.isfinite(dens)):
                 raise ValueError("posterior density of tau is not finite at a quadrature node")
             wd = w_all * dens
-            na = npan * n
-            # moments: mass, tau, tau^2, E[X], E[X^2] for the K mixtures
-            mom = np.column_stack([np.ones_like(tau), tau, tau * tau, cm, cm * cm + cv])
-            ia = (wd[:na, None] * mom[:na]).reshape(npan, n, -1).sum(axis=1)
-            ib_h = (wd[na:, None] * mom[na:]).reshape(2 * npan, n, -1).sum(axis=1)
-            ib = ib_h[:npan] + ib_h[npan:]
-            tot = ib.sum(axis=0)
-            z = tot[0]
-            if not (z > 0 and math.isfinite(z)):
-                raise ValueError(
-                    "posterior normalising constant of tau is not finite and positive "
-                    f"(got {z!r} relative to the reference): improper or degenerate posterior"
-                )
-            ex = tot / z
-            kk = cm.shape[1]
-            mean_t, mean_x = ex[1], ex[3 : 3 + kk]
-            sd_t = math.sqrt(max(ex[2] - mean_t**2, 0.0)) + 1e-300
-            sd_x = np.sqrt(np.maximum(ex[3 + kk :] - mean_x**2, 0.0)) + 1e-300
-            # cdf probes at mean + {-2, 0, 2} sd for each mixture
-            xp = mean_x[None, :] + _PROBE_Z[:, None] * sd_x[None, :]  # (3, K)
-            sdn = np.sqrt(cv)
-            pr = special.ndtr((xp[None, :, :] - cm[:, None, :]) / sdn[:, None, :]).reshape(
-                tau.size, -1
-            )
-            pa = (wd[:na, None] * pr[:na]).reshape(npan, n, -1).sum(axis=1)
-            pb_h = (wd[na:, None] * pr[na:]).reshape(2 * npan, n, -1).sum(axis=1)
-            pb = pb_h[:npan] + pb_h[npan:]
-            ep = pb.sum(axis=0) / z
-            # errors of normalised functionals, per panel
-            d_mom = ia - ib
-            d_pr = pa - pb
-            d0 = d_mom[:, [0]]
-            # errors in posterior-sd units; the floor 1e-6 |mean| keeps the target above
-            # rounding for marginals far narrower than their location
-            st_ = sd_t + 1e-6 * abs(mean_t)
-            sx_ = sd_x + 1e-6 * np.abs(mean_x)
-            scale = np.concatenate(
-                [[st_, 2.0 * st_ * (st_ + abs(mean_t))], sx_, 2.0 * sx_ * (sx_ + np.abs(mean_x))]
-            )
-            e_mom = np.abs(d_mom[:, 1:] - ex[None, 1:] * d0) / (z * scale)
-            e_pr = np.abs(d_pr - ep[None, :] * d0) / z
-            err = np.maximum(np.abs(d0[:, 0]) / z, np.maximum(e_mom.max(axis=1), e_pr.max(axis=1)))
+            err, ia, mean_t, sd_t = panel_errors(wd, tau, cm, cv, npan)
             err_total = float(err.sum())
             if err_total <= self.delta:
                 break
@@ -451,7 +378,22 @@ class ExactPosterior:
             edges = np.sort(np.concatenate([edges, mid[split]]))
         else:  # pragma: no cover
             raise RuntimeError("tau quadrature did not converge in 60 rounds")
-        # final rule: A (n nodes per panel), whose error the estimate bounds
+        self._keep_rule_a(edges, ia, wd, dens, tau, cm, cv)
+        self.error_estimate = err_total
+
+    def _keep_rule_a(
+        self,
+        edges: FloatArray,
+        ia: FloatArray,
+        wd: FloatArray,
+        dens: FloatArray,
+        tau: FloatArray,
+        cm: FloatArray,
+        cv: FloatArray,
+    ) -> None:
+        """Keep the final rule A (n nodes per panel), whose error the estimate bounds."""
+        n = GL_N
+        na = ia.shape[0] * n
         za = ia[:, 0].sum()
         wn = (wd[:na] / za).astype(float)
         self._edges = edges
@@ -459,10 +401,9 @@ class ExactPosterior:
         self._cum[-1] = 1.0
         self._tail = np.concatenate([np.cumsum(ia[::-1, 0])[::-1], [0.0]]) / za  # mass above
         self._zu = float(za)
-        self.error_estimate = err_total
         # Legendre series of tau's density (u axis) on each panel, for cheap cdf inversion
         dens_a = (dens[:na] / za).reshape(-1, n)
-        self._leg = ((dens_a * _GL_W) @ _LEG_VANDER) * (np.arange(n) + 0.5)
+        self._leg = ((dens_a * GL_W) @ LEG_VANDER) * (np.arange(n) + 0.5)
         keepn = wn > 1e-300
         self.tau_nodes = tau[:na][keepn]
         self.tau_weights = wn[keepn]
@@ -474,10 +415,10 @@ class ExactPosterior:
         """Cdf (Gauss-Legendre on the partial panel j) and density at u, on the u axis."""
         lo = self._edges[j]
         half = 0.5 * (u - lo)
-        uu = np.concatenate([lo[:, None] + half[:, None] * (_GL_X + 1.0), u[:, None]], axis=1)
+        uu = np.concatenate([lo[:, None] + half[:, None] * (GL_X + 1.0), u[:, None]], axis=1)
         ell = self._logpost(self._tau_of_u(uu))
         val = np.exp(ell - self._ell_ref) * self._c * np.cosh(uu) / self._zu
-        return self._cum[j] + (val[:, :-1] @ _GL_W) * half, val[:, -1]
+        return self._cum[j] + (val[:, :-1] @ GL_W) * half, val[:, -1]
 
     def _sf_u(self, u: FloatArray) -> FloatArray:
         """Upper-tail probability: Gauss-Legendre on [u, end of panel j] plus the panels above."""
@@ -485,10 +426,10 @@ class ExactPosterior:
         j = np.clip(np.searchsorted(self._edges, u, side="right") - 1, 0, npan - 1)
         hi = self._edges[j + 1]
         half = 0.5 * (hi - u)
-        uu = u[:, None] + half[:, None] * (_GL_X + 1.0)
+        uu = u[:, None] + half[:, None] * (GL_X + 1.0)
         ell = self._logpost(self._tau_of_u(uu))
         val = np.exp(ell - self._ell_ref) * self._c * np.cosh(uu) / self._zu
-        return np.clip(self._tail[j + 1] + (val @ _GL_W) * half, 0.0, 1.0)
+        return np.clip(self._tail[j + 1] + (val @ GL_W) * half, 0.0, 1.0)
 
     def _cdf_u(self, u: FloatArray) -> FloatArray:
         npan = self._edges.size - 1
@@ -497,7 +438,7 @@ class ExactPosterior:
 
     def _cdf_pdf_approx(self, j: NDArray[np.intp], s: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Cdf and density (u axis) from the panel's Legendre interpolant, local s in [-1, 1]."""
-        n = _GL_N
+        n = GL_N
         v = np.polynomial.legendre.legvander(s, n)  # P_0..P_n at s
         integ = np.empty((s.size, n))
         integ[:, 0] = s + 1.0

@@ -373,14 +373,7 @@ def peto(
     n_c: ArrayLike,
     level: float = 0.95,
 ) -> CommonEffectResult:
-    """Peto's one-step odds ratio.
-
-    Parameters
-    ----------
-    events_t, n_t, events_c, n_c : array_like
-        Events and totals per trial in the treatment and control arms.
-    level : float
-        Confidence level of the Wald interval on the log scale.
+    """Peto's one-step odds ratio (parameters as :func:`mantel_haenszel`).
 
     Returns
     -------
@@ -582,6 +575,29 @@ def _estimate_tau2(y: FloatArray, v: FloatArray, method: str) -> float:
 # --------------------------------------------------------------------------- random effects
 
 
+def _heterogeneity(y: FloatArray, v: FloatArray) -> tuple[float, float]:
+    """Cochran's Q (common-effect weights) and the typical within-trial variance of I^2.
+
+    ``s2 = (k - 1) sum(w) / (sum(w)^2 - sum(w^2))`` (Higgins & Thompson 2002), as metafor.
+    """
+    w, mu = _weighted_mean(y, v, 0.0)
+    sw = w.sum()
+    q = float((w * (y - mu) ** 2).sum())
+    return q, (y.size - 1) * sw / (sw**2 - (w**2).sum())
+
+
+def _pooled(
+    y: FloatArray, v: FloatArray, tau2: float, level: float, hartung_knapp: bool
+) -> tuple[float, float, float | None, float]:
+    """Pooled mean given tau^2, its SE, the t df (None: normal) and the interval's quantile."""
+    w, mu = _weighted_mean(y, v, tau2)
+    if not hartung_knapp:
+        return mu, 1 / math.sqrt(w.sum()), None, z_crit(level)
+    q_df = y.size - 1
+    se_mu = math.sqrt(float((w * (y - mu) ** 2).sum()) / (q_df * w.sum()))
+    return mu, se_mu, float(q_df), _t_crit(level, q_df)
+
+
 def random_effects(
     y: ArrayLike,
     se: ArrayLike,
@@ -637,25 +653,10 @@ def random_effects(
     if k < 2:
         raise ValueError("random-effects meta-analysis needs at least 2 trials")
     v = se_arr**2
-
-    # Heterogeneity statistics (common-effect weights).
-    w0 = 1 / v
-    sw0 = w0.sum()
-    mu0 = float((w0 * y_arr).sum() / sw0)
-    q = float((w0 * (y_arr - mu0) ** 2).sum())
+    q, s2 = _heterogeneity(y_arr, v)
     q_df = k - 1
-    s2 = q_df * sw0 / (sw0**2 - (w0**2).sum())
-
     tau2 = _estimate_tau2(y_arr, v, method)
-    w, mu = _weighted_mean(y_arr, v, tau2)
-    se_mu = 1 / math.sqrt(w.sum())
-    if hartung_knapp:
-        se_mu = math.sqrt(float((w * (y_arr - mu) ** 2).sum()) / (q_df * w.sum()))
-        df: float | None = float(q_df)
-        crit = _t_crit(level, q_df)
-    else:
-        df = None
-        crit = z_crit(level)
+    mu, se_mu, df, crit = _pooled(y_arr, v, tau2, level, hartung_knapp)
     stat = mu / se_mu if se_mu > 0 else math.copysign(math.inf, mu) if mu != 0 else math.nan
     if df is None:
         pval = float(2 * special.ndtr(-abs(stat)))

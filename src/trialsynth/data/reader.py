@@ -405,6 +405,20 @@ def _read_rows(header: list[str], records: list[_Record], plan: ColumnPlan, labe
 # ---------------------------------------------------------------------- the data
 
 
+def _check_enough(rows: _Rows, min_trials: int, label: str) -> None:
+    """At least ``min_trials`` trials kept; the message lists the excluded rows."""
+    k = len(rows.studies)
+    if k < min_trials:
+        detail = ""
+        if rows.excluded:
+            detail = "; excluded: " + ", ".join(f"{e.study} (row {e.row})" for e in rows.excluded)
+        raise located(
+            label,
+            f"{k} trial{'s' if k != 1 else ''} left to analyse, at least {min_trials} "
+            f"needed{detail}",
+        )
+
+
 def _covariates(
     header: list[str], plan: ColumnPlan, kept: list[_Record], label: str
 ) -> pd.DataFrame:
@@ -449,8 +463,12 @@ def _standard_arrays(kind: str, values: Mapping[str, list[Any]]) -> tuple[Kind, 
     return "contrast", {"log_or": y, "se": se}
 
 
-def _from_revman(sel: revman.Selection, min_trials: int) -> TrialData:
+def _from_revman(label: str, raw: bytes, outcome: str | None, min_trials: int) -> TrialData:
     """Arm-level trial data from a RevMan outcome (covariates typed as in a CSV)."""
+    try:
+        sel = revman.select(label, raw, outcome)
+    except revman.RevManError as err:  # the loader's one error type
+        raise DataError(str(err), source=label) from None
     frame, label = sel.frame, sel.review.source
     if len(frame) < min_trials:
         raise located(
@@ -553,11 +571,7 @@ def load(
         raise ValueError(f"min_trials must be at least 1, not {min_trials}")
     label, raw, spec = read_source(source)
     if spec is None and revman.is_revman(label, raw[:512]):
-        try:
-            selection = revman.select(label, raw, outcome)
-        except revman.RevManError as err:  # the loader's one error type
-            raise DataError(str(err), source=label) from None
-        return _from_revman(selection, min_trials)
+        return _from_revman(label, raw, outcome, min_trials)
     if outcome is not None:
         raise located(label, "an outcome can only be chosen in a RevMan file (.rm5 or export)")
     header, records = _read_table(raw, label)
@@ -566,17 +580,7 @@ def load(
     )
     plan = plan_columns(header, merged, label, mapped_by, study_expr)
     rows = _read_rows(header, records, plan, label)
-
-    k = len(rows.studies)
-    if k < min_trials:
-        detail = ""
-        if rows.excluded:
-            detail = "; excluded: " + ", ".join(f"{e.study} (row {e.row})" for e in rows.excluded)
-        raise located(
-            label,
-            f"{k} trial{'s' if k != 1 else ''} left to analyse, at least {min_trials} "
-            f"needed{detail}",
-        )
+    _check_enough(rows, min_trials, label)
     covariates = _covariates(header, plan, rows.kept, label)
     kind, arrays = _standard_arrays(plan.kind, rows.values)
     return trial_type(kind)(

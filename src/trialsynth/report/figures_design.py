@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from trialsynth.analysis.cumulative import Cumulative, Step
-    from trialsynth.analysis.updated_meta import ConclusionMap, UpdatedDesign
+    from trialsynth.analysis.updated_conclusion import ConclusionMap
+    from trialsynth.analysis.updated_meta import UpdatedDesign
 
 #: Curves of :func:`assurance_curves_plot`: key, label, colour, marker.
 CURVE_STYLES = (

@@ -14,15 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from trialsynth.analysis.assurance import AssuranceError
 from trialsynth.analysis.cumulative import Cumulative, cumulative
-from trialsynth.analysis.updated_meta import (
-    ConclusionMap,
-    UpdatedDesign,
-    components_for,
-    conclusion_map,
-    design_updated,
-    old_contrasts,
-    panel_summary,
-)
+from trialsynth.analysis.mixture_update import components_for, old_contrasts
+from trialsynth.analysis.updated_conclusion import ConclusionMap, conclusion_map
+from trialsynth.analysis.updated_meta import UpdatedDesign, design_updated, panel_summary
 from trialsynth.core.settings import SamplerSettings
 from trialsynth.results.recorded import recorded_trials
 

@@ -90,7 +90,6 @@ def posterior_plot(
     plt = pyplot()
     summary = fit.summary()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
-    has_structure = bool(fit.subgroups) or bool(fit.spec.covariates)
     panels = [
         ("pooled OR", fit.draws("mu"), summary["or"], summary["p_mu_gt_0"], "OR"),
         (
@@ -108,7 +107,7 @@ def posterior_plot(
         pad = 0.25 * (hi - lo)
         grid = np.linspace(lo - pad, hi + pad, 400)
         dens = _kde(x, grid)
-        ax.plot(np.exp(grid), dens, color=OKABE_ITO["blue"], lw=2, label="posterior")
+        _posterior_line(ax, np.exp(grid), dens)
         band = (grid >= np.log(s["q025"])) & (grid <= np.log(s["q975"]))
         ax.fill_between(
             np.exp(grid[band]),
@@ -120,33 +119,7 @@ def posterior_plot(
             edgecolor=OKABE_ITO["blue"],
             label="95% credible interval",
         )
-        prior_note = ""
-        if sym == "OR":
-            if fit.priors.mu.family == "flat":
-                prior_note = "prior of mu: flat (improper, not drawn)"
-            elif has_structure:
-                prior_note = f"prior {fit.priors.mu} is on each subgroup mean (not drawn)"
-            else:
-                prior = np.asarray(fit.priors.mu.dist().pdf(grid), float)
-                ax.plot(
-                    np.exp(grid),
-                    prior,
-                    color=OKABE_ITO["orange"],
-                    lw=2,
-                    ls="--",
-                    label=f"prior {fit.priors.mu}",
-                )
-        elif prior_new is not None and not has_structure:
-            ax.plot(
-                np.exp(grid),
-                _kde(prior_new, grid),
-                color=OKABE_ITO["orange"],
-                lw=2,
-                ls="--",
-                label="prior predictive",
-            )
-        else:
-            prior_note = "prior predictive not drawn (improper prior or structured model)"
+        prior_note = _effect_prior(ax, fit, sym, grid, prior_new)
         ax.axvline(1.0, color="grey", lw=0.8, ls=":")
         log_or_axis(ax, float(np.exp(grid[0])), float(np.exp(grid[-1])))
         ax.set_ylim(bottom=0)
@@ -161,6 +134,39 @@ def posterior_plot(
     fig.suptitle(title or "Pooled odds ratio and odds ratio of a new trial", fontsize=11)
     failed_banner(fig, fit)
     return fig
+
+
+def _posterior_line(ax: Any, x: np.ndarray, dens: np.ndarray) -> None:
+    """The posterior density curve every prior-vs-posterior panel draws (solid blue)."""
+    ax.plot(x, dens, color=OKABE_ITO["blue"], lw=2, label="posterior")
+
+
+def _prior_line(ax: Any, x: np.ndarray, dens: np.ndarray, label: str) -> None:
+    """A prior (or prior predictive) density beside the posterior (dashed orange)."""
+    ax.plot(x, dens, color=OKABE_ITO["orange"], lw=2, ls="--", label=label)
+
+
+def _effect_prior(
+    ax: Any, fit: FitResult, sym: str, grid: np.ndarray, prior_new: np.ndarray | None
+) -> str:
+    """Draw the prior of a :func:`posterior_plot` panel on the log-OR ``grid``, if it can be.
+
+    ``sym`` is ``"OR"`` (the prior of mu) or ``"OR_new"`` (the prior predictive draws
+    ``prior_new``). Returns the note saying why nothing was drawn, or ``""``.
+    """
+    has_structure = bool(fit.subgroups) or bool(fit.spec.covariates)
+    if sym == "OR":
+        if fit.priors.mu.family == "flat":
+            return "prior of mu: flat (improper, not drawn)"
+        if has_structure:
+            return f"prior {fit.priors.mu} is on each subgroup mean (not drawn)"
+        prior = np.asarray(fit.priors.mu.dist().pdf(grid), float)
+        _prior_line(ax, np.exp(grid), prior, f"prior {fit.priors.mu}")
+        return ""
+    if prior_new is not None and not has_structure:
+        _prior_line(ax, np.exp(grid), _kde(prior_new, grid), "prior predictive")
+        return ""
+    return "prior predictive not drawn (improper prior or structured model)"
 
 
 def tau_plot(fit: FitResult, *, title: str | None = None) -> Figure:
@@ -199,13 +205,11 @@ def tau_plot(fit: FitResult, *, title: str | None = None) -> Figure:
     grid = np.linspace(0, upper, 500)
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
     post = _kde(tau, grid, lower=0.0)
-    ax.plot(grid, post, color=OKABE_ITO["blue"], lw=2, label="posterior")
+    _posterior_line(ax, grid, post)
     if dist is not None:
         dens = np.asarray(dist.pdf(grid), float)
         dens[~np.isfinite(dens)] = np.nan
-        ax.plot(
-            grid, dens, color=OKABE_ITO["orange"], lw=2, ls="--", label=f"prior {prior.describe()}"
-        )
+        _prior_line(ax, grid, dens, f"prior {prior.describe()}")
     s = summary["tau"]
     for q, ls in ((s["median"], "-"), (s["q025"], ":"), (s["q975"], ":")):
         ax.axvline(q, color=OKABE_ITO["blue"], lw=0.8, ls=ls)
@@ -343,6 +347,35 @@ def subgroup_plot(
     fig = plt.figure(figsize=(10, height))
     ax = fig.add_axes((0.3, 1.2 / height, 0.4, (height - 2.0) / height))
     rows = np.arange(n)[::-1].astype(float)
+    _subgroup_marks(ax, rows, entries)
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_yticks(rows, [e[0] for e in entries])
+    ax.set_ylim(-0.7, n - 0.3)
+    lo = min(min(e[1]["q025"], e[2]["q025"]) for e in entries)
+    hi = max(max(e[1]["q975"], e[2]["q975"]) for e in entries)
+    log_or_axis(ax, lo / 1.3, hi * 1.3)
+    ax.set_xlabel(
+        f"odds ratio (log scale)\n\u2190 favours {control}      favours {treatment} \u2192"
+    )
+    _subgroup_column(fig, ax, rows, entries)
+    notes = [
+        f"ratio of ORs {c['contrast']}: {fmt_or(c['ratio_of_or'])}, P(>1) = {c['p_greater']:.3f}"
+        for c in summary.get("subgroup_contrasts", [])
+    ]
+    if notes:
+        fig.text(0.02, 0.08 / height, "\n".join(notes), fontsize=8, va="bottom")
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, fontsize=8, frameon=False)
+    fig.suptitle(title or "Subgroups", x=0.02, y=1 - 0.1 / height, ha="left", va="top", fontsize=11)
+    failed_banner(fig, fit)
+    return fig
+
+
+#: A row of :func:`subgroup_plot`: label, pooled OR summary, new-trial OR summary, P(OR > 1).
+SubgroupRow = tuple[str, dict[str, float], dict[str, float], float]
+
+
+def _subgroup_marks(ax: Any, rows: np.ndarray, entries: list[SubgroupRow]) -> None:
+    """Per row the new trial's predictive bar (below) and the pooled OR's diamond (above)."""
     for r, (_label, o, new, _p) in zip(rows, entries, strict=True):
         ax.errorbar(
             [new["median"]],
@@ -370,21 +403,16 @@ def subgroup_plot(
         ls="-",
         label="new trial (95% predictive)",
     )
-    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-    ax.set_yticks(rows, [e[0] for e in entries])
-    ax.set_ylim(-0.7, n - 0.3)
-    lo = min(min(e[1]["q025"], e[2]["q025"]) for e in entries)
-    hi = max(max(e[1]["q975"], e[2]["q975"]) for e in entries)
-    log_or_axis(ax, lo / 1.3, hi * 1.3)
-    ax.set_xlabel(
-        f"odds ratio (log scale)\n\u2190 favours {control}      favours {treatment} \u2192"
-    )
+
+
+def _subgroup_column(fig: Any, ax: Any, rows: np.ndarray, entries: list[SubgroupRow]) -> None:
+    """The text column right of the axes: pooled OR [95% CrI] and P(OR > 1) per row."""
     from matplotlib.transforms import blended_transform_factory
 
     trans = blended_transform_factory(fig.transFigure, ax.transData)
     fig.text(
         0.72,
-        n - 0.4,
+        len(entries) - 0.4,
         "pooled OR [95% CrI]    P(OR > 1)",
         transform=trans,
         fontsize=8,
@@ -393,16 +421,6 @@ def subgroup_plot(
     )
     for r, (_label, o, _new, p) in zip(rows, entries, strict=True):
         fig.text(0.72, r, f"{fmt_or(o)}    {p:.3f}", transform=trans, va="center", fontsize=8)
-    notes = [
-        f"ratio of ORs {c['contrast']}: {fmt_or(c['ratio_of_or'])}, P(>1) = {c['p_greater']:.3f}"
-        for c in summary.get("subgroup_contrasts", [])
-    ]
-    if notes:
-        fig.text(0.02, 0.08 / height, "\n".join(notes), fontsize=8, va="bottom")
-    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, fontsize=8, frameon=False)
-    fig.suptitle(title or "Subgroups", x=0.02, y=1 - 0.1 / height, ha="left", va="top", fontsize=11)
-    failed_banner(fig, fit)
-    return fig
 
 
 def hyperparameters(fit: FitResult) -> list[str]:
@@ -464,21 +482,8 @@ def rank_plot(fit: FitResult, *, title: str | None = None) -> Figure:
 def trace_plot(fit: FitResult, *, title: str | None = None) -> Figure:
     """Trace and per-chain densities of the hyperparameters (``arviz_plots.plot_trace_dist``).
 
-    Parameters
-    ----------
-    fit : FitResult
-        An MCMC fit.
-    title : str, optional
-        Figure title.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-
-    Raises
-    ------
-    ValueError
-        For a fit without chains (exact engine).
+    Parameters, return value and errors as :func:`rank_plot` (an MCMC fit; a fit without
+    chains raises ValueError).
     """
     import arviz_plots as azp
 
