@@ -174,15 +174,16 @@ class BiasAdjustment:
         if prior is None:
             parsed = DEFAULT_BIAS_PRIOR
         else:
-            try:
-                parsed = parse_prior(prior, "mu")
-            except PriorError as err:
-                raise BiasError(f"bias prior: {err}") from None
-            if parsed.family != "normal":
+            text = str(prior).strip().lower()
+            if not (text.startswith("normal(") or text.startswith("normal (")):
                 raise BiasError(
                     f"bias prior {str(prior)!r}: the mean bias needs a normal(mean, sd) prior "
                     "(log ratio of odds ratios, positive = weaker trials overstate benefit)"
                 )
+            try:
+                parsed = parse_prior(prior, "mu")
+            except PriorError as err:
+                raise BiasError(f"bias prior: {err}") from None
         kappa = DEFAULT_BIAS_SD if sd is None else float(sd)
         if not (math.isfinite(kappa) and kappa >= 0):
             raise BiasError(f"the between-trial SD of bias must be a number >= 0, got {sd}")

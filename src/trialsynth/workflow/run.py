@@ -23,12 +23,14 @@ from trialsynth.core.errors import TrialsynthError
 from trialsynth.data import SHIPPED_DATASETS, TrialData, load
 from trialsynth.engines.select import choose_engine
 from trialsynth.models.analysis import AnalysisSpec, SpecError, load_spec
+from trialsynth.models.bias import BiasError
+from trialsynth.models.design import design
 from trialsynth.models.spec import ModelError, ModelSpec, resolve_priors
 from trialsynth.report.report import analysis_meta, is_current
 from trialsynth.results.base import FitResult
 from trialsynth.results.fitting import fit
 from trialsynth.results.provenance import fit_key
-from trialsynth.workflow.fit import with_absolute
+from trialsynth.workflow.fit import check_bias_direction, with_absolute
 from trialsynth.workflow.outputs import (
     DEFAULT_FORMATS,
     Formats,
@@ -129,6 +131,14 @@ def plan_run(
         model = spec.model_spec(data.kind)
     except ModelError as e:
         raise SpecError(f"{spec_path} [model]: {e}") from None
+    except BiasError as e:
+        raise SpecError(f"{spec_path} [bias_adjustment]: {e}") from None
+    if model.bias is not None:  # the weaker trials and the bias's sign, before any sampling
+        try:
+            check_bias_direction(model.bias, spec.benefit, data)
+            design(model, data)
+        except BiasError as e:
+            raise SpecError(f"{spec_path} [bias_adjustment]: {e}") from None
     for notice in data.notices:
         notify(notice)
     for s in spec.exclude:
