@@ -216,6 +216,12 @@ def weaker_trials(adj: BiasAdjustment, data: TrialData) -> np.ndarray:
         labels.append(str(v).strip())
     seen = sorted(set(labels))
     unknown = [a for a in adj.adequate if a not in seen]
+    if len(unknown) == len(adj.adequate):
+        raise BiasError(
+            f"every trial is marked weaker by {adj.column!r} (none is "
+            f"{', '.join(adj.adequate)}; its values: {', '.join(seen)}): the pooled effect "
+            "would rest on the bias prior alone"
+        )
     if unknown:
         raise BiasError(
             f"bias column {adj.column!r} has no value {unknown[0]!r}; its values: {', '.join(seen)}"
@@ -225,11 +231,6 @@ def weaker_trials(adj: BiasAdjustment, data: TrialData) -> np.ndarray:
         raise BiasError(
             f"no trial is marked weaker: every value of {adj.column!r} is adequate "
             f"({', '.join(adj.adequate)}); nothing to adjust"
-        )
-    if w.all():
-        raise BiasError(
-            f"every trial is marked weaker by {adj.column!r} (none is {', '.join(adj.adequate)}):"
-            " the pooled effect would rest on the bias prior alone; mark some trials adequate"
         )
     return w
 
