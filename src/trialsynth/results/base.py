@@ -265,6 +265,8 @@ class FitResult:
             # overstate the benefit (exp of the mean bias in the benefit direction)
             "bias_mean": _stats(b),
             "overstatement": _or_stats(sign * b),
+            # the same model without the adjustment, when the workflow fitted it
+            "unadjusted": self.extras.get("bias_unadjusted"),
         }
 
     def _subgroup_summary(self) -> dict[str, Any]:
@@ -528,4 +530,6 @@ class FitResult:
             raise ResultError(f"{nc}: unknown engine {provenance.get('engine')!r}")
         result = kind._from_saved(tree, provenance, saved)
         result.extras = {k: saved[k] for k in EXTRA_KEYS if k in saved}
+        if "unadjusted" in saved.get("bias_adjustment", {}):  # (see workflow.fit.unadjusted)
+            result.extras["bias_unadjusted"] = saved["bias_adjustment"]["unadjusted"]
         return result

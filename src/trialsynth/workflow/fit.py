@@ -186,11 +186,11 @@ def run_fit(
     mcmc = one("mcmc") if plan.engine == "both" else None
     if plan.absolute is not None:
         with_absolute(result, plan.absolute, notify)
+    if plan.spec.bias is not None:  # in the summary.json written next
+        result.extras["bias_unadjusted"] = unadjusted(plan, result)
     if plan.out_dir is not None:
         result.timings |= write_outputs(result, plan.out_dir, progress=progress)
     summary = result.summary()
-    if plan.spec.bias is not None:
-        summary["bias_adjustment"]["unadjusted"] = unadjusted(plan, result)
     if mcmc is not None:
         summary["agreement"] = engine_agreement(result, mcmc)
         summary["mcmc"] = {
