@@ -326,3 +326,20 @@ def test_saved_bias_fit_is_redone_identically(tmp_path) -> None:
     redo = json.loads(text)
     assert redo["redo"]["identical"] is True
     assert redo["bias_adjustment"]["unadjusted"]["p_mu_gt_0"] > redo["p_mu_gt_0"]
+
+
+def test_summary_of_findings_reports_how_far_the_adjustment_moves_the_or(tmp_path) -> None:
+    from trialsynth.report.sof import risk_of_bias
+
+    bias = ["--bias-column", "confidence", "--bias-adequate", "high"]
+    code, text, err = run_cli(["fit", "ivig_rm", "--model", "normal-normal", *bias, "--json"])
+    assert code == 0, err
+    import json
+
+    s = json.loads(text)
+    rob = risk_of_bias(s, None)
+    want = math.log(s["or"]["median"]) - math.log(
+        s["bias_adjustment"]["unadjusted"]["or"]["median"]
+    )
+    assert rob["adjustment"] == pytest.approx(want, rel=1e-12) and want < 0
+    assert "4 weaker trial(s)" in rob["text"]
