@@ -343,3 +343,44 @@ def test_summary_of_findings_reports_how_far_the_adjustment_moves_the_or(tmp_pat
     )
     assert rob["adjustment"] == pytest.approx(want, rel=1e-12) and want < 0
     assert "4 weaker trial(s)" in rob["text"]
+
+
+def _spec(tmp_path, section: str) -> str:
+    path = tmp_path / "spec.toml"
+    path.write_text(
+        '[analysis]\nname = "b"\n[data]\nsource = "ivig_rm_secondary"\n'
+        f'[model]\nmodel = "normal-normal"\n[output]\ndir = "{tmp_path / "out"}"\n'
+        f"[bias_adjustment]\n{section}\n",
+        encoding="utf-8",
+    )
+    return str(path)
+
+
+def test_spec_bias_adjustment_section_builds_the_same_model(tmp_path) -> None:
+    from trialsynth.models.analysis import load_spec
+
+    path = _spec(tmp_path, 'column = "confidence"\nadequate = ["high", "medium"]\nsd = 0.1')
+    spec = load_spec(path)
+    model = spec.model_spec("arm")
+    assert model.bias == BiasAdjustment("confidence", ("high", "medium"), DEFAULT_BIAS_PRIOR, 0.1)
+    # the same adjustment as the fit options give
+    cli = BiasAdjustment.from_options("confidence", "high,medium", sd=0.1)
+    assert cli == model.bias
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ('column = "confidence"\nadequate = "high"\nkappa = 1', "unknown key 'kappa'"),
+        ('column = "confidence"\nadequate = "hi"', "[bias_adjustment]: every trial is marked"),
+        ('column = "conf"\nadequate = "high"', "[bias_adjustment]: bias column 'conf' is not"),
+        ('column = "confidence"\nadequate = "high"\nprior = "normal(0)"', "bias prior"),
+        ('adequate = "high"', "column"),
+    ],
+)
+def test_bad_spec_bias_adjustment_is_one_line_exit_2(tmp_path, section, message) -> None:
+    code, out, err = run_cli(["run", _spec(tmp_path, section)])
+    assert code == 2, (out, err)
+    lines = [line for line in err.strip().splitlines() if not line.startswith("note:")]
+    assert len(lines) == 1 and message in lines[0], err
+    assert not (tmp_path / "out").exists()  # refused before anything was fitted or written
