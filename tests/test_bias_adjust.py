@@ -325,7 +325,15 @@ def test_saved_bias_fit_is_redone_identically(tmp_path) -> None:
 
     redo = json.loads(text)
     assert redo["redo"]["identical"] is True
-    assert redo["bias_adjustment"]["unadjusted"]["p_mu_gt_0"] > redo["p_mu_gt_0"]
+    before = redo["bias_adjustment"]["unadjusted"]["p_mu_gt_0"]
+    assert before > redo["p_mu_gt_0"]
+    # the report's methods say which trials were adjusted, and the two probabilities
+    code, _, err = run_cli(["report", out, "--format", "md"])
+    assert code == 0, err
+    report = (out / "report.md").read_text(encoding="utf-8")
+    weaker = ", ".join(redo["bias_adjustment"]["weaker"])
+    assert f"Trials whose confidence was not high ({weaker})" in report
+    assert f"Without the adjustment P(OR > 1) was {before:.3f}" in report
 
 
 def test_summary_of_findings_reports_how_far_the_adjustment_moves_the_or(tmp_path) -> None:

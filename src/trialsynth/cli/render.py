@@ -482,7 +482,9 @@ def print_bias_adjustment(summary: dict[str, Any]) -> None:
             f"{summary['or']['median']:.2f}"
         )
     else:
-        out.print(f"  P(OR > 1) adjusted {summary['p_mu_gt_0']:.3f} (unadjusted: fit without it)")
+        out.print(
+            f"  P(OR > 1) adjusted {summary['p_mu_gt_0']:.3f} (unadjusted: not refitted by MCMC; scripts/bias_steps.py compares)"
+        )
 
 
 def print_comparison(rows: list[dict[str, Any]], *, title: str, k: int, priors: str) -> None:
