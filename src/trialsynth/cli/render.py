@@ -483,7 +483,8 @@ def print_bias_adjustment(summary: dict[str, Any]) -> None:
         )
     else:
         out.print(
-            f"  P(OR > 1) adjusted {summary['p_mu_gt_0']:.3f} (unadjusted: not refitted by MCMC; scripts/bias_steps.py compares)"
+            f"  P(OR > 1) adjusted {summary['p_mu_gt_0']:.3f} (unadjusted: not refitted by "
+            "MCMC; scripts/bias_steps.py compares)"
         )
 
 
