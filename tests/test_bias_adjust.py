@@ -392,3 +392,19 @@ def test_bad_spec_bias_adjustment_is_one_line_exit_2(tmp_path, section, message)
     lines = [line for line in err.strip().splitlines() if not line.startswith("note:")]
     assert len(lines) == 1 and message in lines[0], err
     assert not (tmp_path / "out").exists()  # refused before anything was fitted or written
+
+
+def test_analyses_that_would_drop_the_adjustment_refuse_it(tmp_path) -> None:
+    # the updated meta-analysis of a future trial and the cumulative steps are unadjusted:
+    # they say so (one line, exit 2) instead of silently dropping the adjustment
+    out = tmp_path / "fit"
+    args = ["fit", "ivig_rm", "--model", "normal-normal", "--bias-column", "confidence"]
+    code, _, err = run_cli([*args, "--bias-adequate", "high", "--out", out])
+    assert code == 0, err
+    design = ["design", out, "--n-per-arm", "100", "--criterion", "updated-meta"]
+    code, _, err = run_cli([*design, "--control-rate", "0.5"])
+    assert code == 2 and "does not apply the fit's bias adjustment" in err
+    spec = _spec(tmp_path, 'column = "confidence"\nadequate = "high"')
+    code, _, err = run_cli(["cumulative", spec])
+    assert code == 2 and "[bias_adjustment]: the cumulative meta-analysis" in err
+    assert len(err.strip().splitlines()) == 1
