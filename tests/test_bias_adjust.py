@@ -408,3 +408,13 @@ def test_analyses_that_would_drop_the_adjustment_refuse_it(tmp_path) -> None:
     code, _, err = run_cli(["cumulative", spec])
     assert code == 2 and "[bias_adjustment]: the cumulative meta-analysis" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_run_refuses_sensitivity_scenarios_beside_a_bias_adjustment(tmp_path) -> None:
+    spec = _spec(tmp_path, 'column = "confidence"\nadequate = "high"')
+    with open(spec, "a", encoding="utf-8") as fh:
+        fh.write('[sensitivity]\ntau = ["half-normal(0.5)", "half-normal(1)"]\n')
+    for command in ("run", "sensitivity"):
+        code, _, err = run_cli([command, spec])
+        assert code == 2 and "do not apply the [bias_adjustment]" in err, (command, err)
+        assert len(err.strip().splitlines()) == 1

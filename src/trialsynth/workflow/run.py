@@ -124,6 +124,11 @@ def plan_run(
     check_options(spec.control_risk, spec.mcid, spec.benefit, f"{spec_path} [analysis]")
     if spec.sensitivity:  # a bad section fails now, not after the main fit
         parse_section(spec.sensitivity, where=f"{spec.path} [sensitivity]")
+        if spec.bias is not None:  # its scenarios would be unadjusted fits
+            raise SpecError(
+                f"{spec_path}: the [sensitivity] scenarios do not apply the [bias_adjustment]; "
+                "remove one of the two sections"
+            )
     settings = spec.sampler if seed is None else replace(spec.sampler, seed=seed)
     folder = out_dir or spec.output_dir()
     data = _spec_data(spec, spec_path)
