@@ -418,3 +418,27 @@ def test_run_refuses_sensitivity_scenarios_beside_a_bias_adjustment(tmp_path) ->
         code, _, err = run_cli([command, spec])
         assert code == 2 and "do not apply the [bias_adjustment]" in err, (command, err)
         assert len(err.strip().splitlines()) == 1
+
+
+def test_compiled_model_depends_on_the_number_of_weaker_trials_only() -> None:
+    # the bias prior and kappa are pm.Data (one compile serves the step table's priors);
+    # the number of weaker trials is a shape, so another set of a different size recompiles
+    from trialsynth.models.pymc import model_values, structure_key
+    from trialsynth.models.spec import resolve_priors
+
+    data = load("ivig_rm_secondary")
+
+    def spec_of(adequate, prior="normal(0.1, 0.2)", sd=0.06):
+        adj = BiasAdjustment.from_options("confidence", adequate, prior=prior, sd=sd)
+        return ModelSpec.from_options("binomial-normal", bias=adj)
+
+    def key(spec):
+        return structure_key(spec, data, resolve_priors(spec, data, PriorSet()))
+
+    a, b = spec_of("high"), spec_of("high", prior="normal(0, 0.5)", sd=0.3)
+    assert key(a) == key(b)
+    assert key(spec_of("high,medium")) != key(a)  # 2 weaker trials instead of 3
+    assert key(a) != key(ModelSpec())
+    values = model_values(b, data, PriorSet())
+    assert values["bias_mean_mu"] == 0.0 and values["bias_mean_sigma"] == 0.5
+    assert values["bias_sd"] == 0.3 and values["bias_map"].shape == (data.k, 3)
