@@ -442,3 +442,19 @@ def test_compiled_model_depends_on_the_number_of_weaker_trials_only() -> None:
     values = model_values(b, data, PriorSet())
     assert values["bias_mean_mu"] == 0.0 and values["bias_mean_sigma"] == 0.5
     assert values["bias_sd"] == 0.3 and values["bias_map"].shape == (data.k, 3)
+
+
+def test_pointwise_log_likelihood_observes_weaker_trials_with_their_bias() -> None:
+    # LOO and psense use the per-trial likelihood: a weaker trial is observed at
+    # theta_i + beta_i (the exact engine's draws of both), an adequate one at theta_i
+    from trialsynth.analysis.loo import pointwise_log_lik
+
+    data = load("ivig_rm_secondary")
+    adj = BiasAdjustment.from_options("confidence", "high", prior="normal(0.3, 0.2)", sd=0.2)
+    res = fit(data, spec=ModelSpec.from_options("normal-normal", bias=adj), engine="exact")
+    lor = data.contrasts(correction=0.5)
+    theta, bias = res.draws("theta"), res.draws("bias")
+    want = stats.norm.logpdf(np.asarray(lor.y), theta + bias, np.asarray(lor.se))
+    np.testing.assert_allclose(pointwise_log_lik(res, data), want, rtol=1e-12)
+    w = weaker_trials(adj, data).astype(bool)
+    assert np.all(bias[..., ~w] == 0) and np.all(bias[..., w] != 0)
