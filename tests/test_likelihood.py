@@ -22,6 +22,7 @@ import pytest
 from scipy import special, stats
 
 from trialsynth.data import load
+from trialsynth.models.bias import DEFAULT_BIAS_PRIOR, BiasAdjustment
 from trialsynth.models.design import design, observations
 from trialsynth.models.likelihood import (
     log_binomial,
@@ -33,7 +34,7 @@ from trialsynth.models.likelihood import (
     trial_effects,
 )
 from trialsynth.models.spec import ModelSpec, resolve_priors
-from trialsynth.priors.prior import PriorSet
+from trialsynth.priors.prior import Prior, PriorSet
 
 REL = 1e-9
 KS_P = 1e-3
@@ -91,6 +92,23 @@ CASES = {
         {"tau": "tau2:uniform(0, 2)"},
     ),
     "regression": ("bcg", ModelSpec(likelihood="normal", covariates=("ablat",)), {}),
+    # bias adjustment of the weaker trials (models/bias.py): both models it works in, both
+    # benefit directions (the sign of the mean bias)
+    "bias-binomial": (
+        "ivig_rm",
+        ModelSpec(bias=BiasAdjustment("confidence", ("high",), DEFAULT_BIAS_PRIOR, 0.06)),
+        {},
+    ),
+    "bias-normal-fewer-events": (
+        "ivig_rm_secondary",
+        ModelSpec(
+            likelihood="normal",
+            bias=BiasAdjustment(
+                "confidence", ("high",), Prior("normal", (0.2, 0.3)), 0.4, "fewer-events"
+            ),
+        ),
+        {},
+    ),
 }
 
 
@@ -137,7 +155,8 @@ def test_numpy_model_equals_the_pymc_model_at_a_point(case) -> None:
     # per-trial log likelihood, theta rebuilt from the draws by trial_effects
     theta = trial_effects(spec, design(spec, data), draws, np.random.default_rng(0), k=data.k)
     alpha = draws.get("alpha")
-    ours = log_likelihood(spec, observations(spec, data), theta["theta"], alpha)[0, 0]
+    obs = observations(spec, data)
+    ours = log_likelihood(spec, obs, theta["theta"], alpha, theta.get("bias"))[0, 0]
     arms = ["obs_c", "obs_t"] if spec.likelihood == "binomial" else ["obs_y"]
     theirs = np.sum(_pymc_logp(model, point, arms), axis=0)
     np.testing.assert_allclose(ours, theirs, rtol=REL)
@@ -149,6 +168,7 @@ def test_numpy_model_equals_the_pymc_model_at_a_point(case) -> None:
         "beta": "beta",
         "baseline": "alpha",
         "nu": "nu",
+        "bias": "bias_mean",
     }
     for role, value in ours_prior.items():
         if role == "tau":
@@ -164,6 +184,7 @@ def test_numpy_model_equals_the_pymc_model_at_a_point(case) -> None:
         "baseline": spec.likelihood == "binomial",
         "beta": bool(spec.covariates),
         "nu": spec.estimate_nu,
+        "bias": spec.bias is not None,
     }
     assert list(ours_prior) == [role for role, present in expected_roles.items() if present]
 

@@ -18,7 +18,10 @@ from trialsynth.models.spec import ModelError, ModelSpec
 from trialsynth.priors.prior import PriorSet, parse_prior
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
-SECTIONS = "analysis, data, model, priors, sampler, output, cumulative, sensitivity, queries"
+SECTIONS = (
+    "analysis, data, model, priors, sampler, output, cumulative, bias_adjustment, "
+    "sensitivity, queries"
+)
 TAU_VALID = (
     "half-normal(sigma), half-cauchy(beta), half-t(nu, sigma), uniform(lower, upper), "
     "log-normal(mu, sigma), exponential(lam), gamma(alpha, beta), inverse-gamma(alpha, beta), "

@@ -256,6 +256,12 @@ def _direction_from_reference(reference: dict[str, Any] | None) -> tuple[str, st
     return "higher", "more events are a benefit (the default; see --benefit)"
 
 
+def reference_benefit(reference: dict[str, Any] | None) -> str:
+    """``more-events`` or ``fewer-events`` as RevMan's forest-plot labels say (else more)."""
+    direction, _ = _direction_from_reference(reference)
+    return "fewer-events" if direction == "lower" else "more-events"
+
+
 def _posterior_control(result: FitResult) -> tuple[FloatArray | None, str]:
     """Draws of the control arms' pooled risk and how they were obtained."""
     mu = result.draws("mu")

@@ -127,7 +127,8 @@ def pointwise_log_lik(fit: FitResult, data: TrialData) -> np.ndarray:
     """
     spec = fit.spec
     alpha = fit.draws("alpha") if spec.likelihood == "binomial" else None
-    return log_likelihood(spec, observations(spec, data), fit.draws("theta"), alpha)
+    bias = fit.draws("bias") if spec.bias is not None else None  # weaker trials' bias
+    return log_likelihood(spec, observations(spec, data), fit.draws("theta"), alpha, bias)
 
 
 def trial_likelihood_grid(

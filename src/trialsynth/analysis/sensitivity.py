@@ -393,7 +393,8 @@ def _log_prior_and_likelihood(result: FitResult) -> tuple[dict[str, Any], dict[s
     prior.pop("nu", None)
     alpha = np.asarray(post["alpha"].values) if spec.likelihood == "binomial" else None
     obs = {name: np.asarray(v.values) for name, v in result.tree["observed_data"].items()}
-    loglik = log_likelihood(spec, obs, np.asarray(post["theta"].values), alpha)
+    bias = np.asarray(post["bias"].values) if spec.bias is not None else None
+    loglik = log_likelihood(spec, obs, np.asarray(post["theta"].values), alpha, bias)
     dims = ("chain", "draw")
     return {k: (dims, v) for k, v in prior.items()}, {"y": ((*dims, "study"), loglik)}
 

@@ -155,6 +155,55 @@ _Benefit = Annotated[
     ),
 ]
 
+_BiasColumn = Annotated[
+    str | None,
+    typer.Option(
+        help="Bias adjustment (Welton et al. 2009): the column that marks trial quality, "
+        "e.g. confidence; trials whose value is not --bias-adequate get an additive bias."
+    ),
+]
+_BiasAdequate = Annotated[
+    list[str] | None,
+    typer.Option(help="A value of --bias-column of the adequate trials (repeat, or a,b)."),
+]
+_BiasPrior = Annotated[
+    str | None,
+    typer.Option(
+        help="Prior of the mean bias, normal(mean, sd), as a log ratio of ORs in the benefit "
+        "direction (positive: weaker trials overstate benefit; default BRANDO, objective "
+        "outcomes)."
+    ),
+]
+_BiasSd = Annotated[
+    float | None,
+    typer.Option(help="Fixed between-trial SD of the bias of weaker trials (default 0.06)."),
+]
+
+
+def bias_options(
+    column: str | None, adequate: list[str] | None, prior: str | None, sd: float | None
+) -> dict[str, Any] | None:
+    """The bias-adjustment options for the workflow, or None; other options need a column."""
+    if column is None:
+        given = [
+            name
+            for name, value in (
+                ("--bias-adequate", adequate),
+                ("--bias-prior", prior),
+                ("--bias-sd", sd),
+            )
+            if value is not None
+        ]
+        if given:
+            raise CLIError(f"{given[0]} needs --bias-column (the column that marks weaker trials)")
+        return None
+    if not adequate:
+        raise CLIError(
+            f"--bias-column {column}: say which values mark adequate trials with "
+            "--bias-adequate (e.g. --bias-adequate high)"
+        )
+    return {"column": column, "adequate": tuple(adequate), "prior": prior, "sd": sd}
+
 
 def fit(
     ctx: typer.Context,
@@ -186,6 +235,10 @@ def fit(
     control_risk: _ControlRisk = None,
     mcid: _Mcid = None,
     benefit: _Benefit = None,
+    bias_column: _BiasColumn = None,
+    bias_adequate: _BiasAdequate = None,
+    bias_prior: _BiasPrior = None,
+    bias_sd: _BiasSd = None,
 ) -> None:
     """Fit a random-effects meta-analysis (MCMC or exact) and print its summary."""
     if from_fit is not None:
@@ -200,6 +253,7 @@ def fit(
         raise CLIError("give either --nu (fixed degrees of freedom) or --nu-prior, not both")
     if beta_prior is not None and not covariate:
         raise CLIError("--beta-prior needs a meta-regression: add --covariate NAME")
+    bias = bias_options(bias_column, bias_adequate, bias_prior, bias_sd)
     settings = SamplerSettings(
         draws=draws,
         tune=tune,
@@ -230,6 +284,7 @@ def fit(
             "mcid": mcid,
             "benefit": benefit.value if benefit else None,
         },
+        bias=bias,
         notify=render.note,
     )
     with render.progress(not as_json) as say:

@@ -127,6 +127,8 @@ def print_summary(
     print_absolute(summary.get("absolute"))
     print_subgroups(summary)
     out.print("priors: " + "; ".join(f"{k} ~ {v}" for k, v in summary["priors"].items()))
+    if "bias_adjustment" in summary:
+        print_bias_adjustment(summary)
     shown = set(shown_notices)
     for notice in summary.get("notices", []):
         if notice not in shown:  # model notices (data notices were printed before the fit)
@@ -455,6 +457,35 @@ def print_design(res: Any, *, subgroup: str | None, criterion: str) -> None:
         f"± {res.assurance_limit_mcse:.3f}; {res.target_note}"
     )
     out.print(f"{res.sims} simulated trials, seed {res.seed}")
+
+
+def print_bias_adjustment(summary: dict[str, Any]) -> None:
+    """The weaker trials, the bias prior, the mean bias, and P(OR > 1) before and after."""
+    b = summary["bias_adjustment"]
+    over = b["overstatement"]
+    out.print(
+        escape(
+            f"bias adjustment: {len(b['weaker'])} weaker trial(s) ({b['column']} not "
+            f"{', '.join(b['adequate'])}): {', '.join(b['weaker'])}"
+        )
+    )
+    out.print(
+        f"  mean bias ~ {escape(b['prior'])} (log ratio of ORs, positive = overstated benefit; "
+        f"{b['benefit'].replace('-', ' ')} are a benefit), between-trial SD {b['sd']:g}; "
+        f"posterior overstatement {over['median']:.2f} [{over['q025']:.2f}, {over['q975']:.2f}]"
+    )
+    before = b.get("unadjusted")
+    if before is not None:
+        out.print(
+            f"  P(OR > 1): unadjusted {before['p_mu_gt_0']:.3f} -> adjusted "
+            f"{summary['p_mu_gt_0']:.3f}; pooled OR {before['or']['median']:.2f} -> "
+            f"{summary['or']['median']:.2f}"
+        )
+    else:
+        out.print(
+            f"  P(OR > 1) adjusted {summary['p_mu_gt_0']:.3f} (unadjusted: not refitted by "
+            "MCMC; scripts/bias_steps.py compares)"
+        )
 
 
 def print_comparison(rows: list[dict[str, Any]], *, title: str, k: int, priors: str) -> None:

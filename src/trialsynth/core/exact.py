@@ -646,7 +646,9 @@ class ExactPosterior:
         Returns
         -------
         dict
-            ``tau``, ``mu``, ``theta_new`` of shape (n,) and ``theta`` of shape (n, k).
+            ``tau``, ``mu``, ``theta_new`` of shape (n,) and ``theta`` of shape (n, k); a
+            bias-adjusted model (:class:`~trialsynth.core.normal_normal.BiasedData`) adds
+            ``bias_mean`` (n,) and each trial's ``bias`` (n, k).
         """
         n = int(n)
         if n < 1:
@@ -654,14 +656,9 @@ class ExactPosterior:
         gen = np.random.default_rng(rng)
         cdf, u_grid = self._tau_table
         tau = self._tau_of_u(np.interp(gen.random(n), cdf, u_grid))
-        cond = self._data.conditionals(tau)
-        mu = self._data.centre + cond["mc"] + gen.standard_normal(n) / np.sqrt(cond["prec"])
-        t2 = tau[:, None] ** 2
-        b = t2 / (t2 + self._data.se2)
-        th_mean = mu[:, None] + b * (self.y - mu[:, None])
-        theta = th_mean + np.sqrt(b * self._data.se2) * gen.standard_normal((n, self.k))
-        theta_new = mu + tau * gen.standard_normal(n)
-        return {"tau": tau, "mu": mu, "theta": theta, "theta_new": theta_new}
+        out = self._data.draw_effects(tau, gen)
+        out["theta_new"] = out["mu"] + tau * gen.standard_normal(n)
+        return {"tau": tau, **out}
 
     @property
     def n_nodes(self) -> int:

@@ -129,6 +129,21 @@ class NormalNormalData:
             out["th_var"] = b * self.se2 + (self.se2 * w) ** 2 / prec[:, None]
         return out
 
+    def draw_effects(self, tau: FloatArray, gen: np.random.Generator) -> dict[str, FloatArray]:
+        """Draws of ``mu`` (n,) and ``theta`` (n, k) given draws of ``tau`` (n,).
+
+        ``mu | tau, y`` then ``theta_i | mu, tau, y`` from their normal conditionals (in this
+        order from ``gen``: the exact engine's draws depend on it).
+        """
+        n = tau.size
+        cond = self.conditionals(tau)
+        mu = self.centre + cond["mc"] + gen.standard_normal(n) / np.sqrt(cond["prec"])
+        t2 = tau[:, None] ** 2
+        b = t2 / (t2 + self.se2)
+        th_mean = mu[:, None] + b * (self.y - mu[:, None])
+        theta = th_mean + np.sqrt(b * self.se2) * gen.standard_normal((n, self.k))
+        return {"mu": mu, "theta": theta}
+
     def loglik_on(self, key: tuple[float, float], tau: FloatArray) -> FloatArray:
         """Log marginal likelihood on an exploration grid, cached (prior independent)."""
         hit = self._grid_cache.get(key)
@@ -184,3 +199,122 @@ def prior_support(prior: TauPrior) -> tuple[float, float]:
     if not hi > lo:
         raise ValueError(f"tau prior support [{lo}, {hi}] is empty")
     return lo, hi
+
+
+class BiasedData(NormalNormalData):
+    """The normal-normal model with an additive bias on the weaker trials (Welton et al. 2009).
+
+    ``y_i ~ N(theta_i + w_i beta_i, se_i^2)``, ``theta_i ~ N(mu, tau^2)``,
+    ``beta_i ~ N(b, kappa^2)`` with ``w_i`` 1 for a weaker trial and 0 otherwise, the mean
+    bias ``b ~ N(m_b, s_b^2)`` and ``kappa`` fixed. Given tau the pair ``(mu, b)`` is the
+    coefficient vector of a Gaussian linear model with design ``[1, w]`` and residual
+    variances ``se_i^2 + w_i kappa^2 + tau^2``: conjugate, so ``p(y | tau)`` and the
+    conditionals of ``mu`` and every ``theta_i`` stay closed form and only tau is integrated
+    numerically (the exact engine's quadrature, unchanged). Integrating ``b`` out makes the
+    weaker trials correlated (a rank-one term ``s_b^2 w w^T`` in the covariance of ``y``);
+    the 2 x 2 conjugate form computes the same Gaussian without forming it.
+    ``theta_i`` is the trial's unbiased effect.
+    """
+
+    def __init__(
+        self,
+        y: ArrayLike,
+        se: ArrayLike,
+        mu_prior: tuple[float, float] | None,
+        labels: Sequence[str] | None,
+        *,
+        weight: ArrayLike,
+        bias_prior: tuple[float, float],
+        kappa: float,
+    ) -> None:
+        super().__init__(y, se, mu_prior, labels)
+        w = np.asarray(weight, dtype=float)
+        if w.shape != self.y.shape or not np.all((w == 0) | (w == 1)):
+            raise ValueError(f"weight must be 0/1 of length {self.k}, got {w!r}")
+        m_b, s_b = (float(v) for v in bias_prior)
+        if not (math.isfinite(m_b) and math.isfinite(s_b) and s_b > 0):
+            raise ValueError(f"bias_prior needs a finite mean and sd > 0, got {bias_prior}")
+        if not (math.isfinite(kappa) and kappa >= 0):
+            raise ValueError(f"kappa must be finite and >= 0, got {kappa}")
+        self.w = w
+        self.kappa = float(kappa)
+        self.bias_prior = (m_b, s_b)
+        self.s2 = self.se2 + w * self.kappa**2  # sampling variance plus the bias's spread
+        self.mb = m_b
+        self.pb = 1.0 / s_b**2
+        self.log_sb = math.log(s_b)
+
+    def conditionals(self, tau: FloatArray, *, thetas: bool = False) -> dict[str, FloatArray]:
+        """As :meth:`NormalNormalData.conditionals`, with ``(mu, b)`` conjugate given tau.
+
+        Also returns ``bc`` (mean of ``b | tau, y``), ``b_var`` and ``mb_cov`` (its variance and
+        covariance with ``mu``); ``prec`` is the precision of the marginal of ``mu``.
+        """
+        t2 = tau * tau
+        v = self.s2 + t2[:, None]
+        iv = 1.0 / v
+        a00 = iv.sum(axis=1) + self.prec0
+        a01 = iv @ self.w
+        a11 = a01 + self.pb
+        det = a00 * a11 - a01 * a01
+        r0 = iv @ self.yc + self.prec0 * self.m0c
+        r1 = iv @ (self.w * self.yc) + self.pb * self.mb
+        mc = (a11 * r0 - a01 * r1) / det
+        bc = (a00 * r1 - a01 * r0) / det
+        resid = self.yc - mc[:, None] - bc[:, None] * self.w
+        quad = (
+            np.einsum("ij,ij->i", iv, resid * resid)
+            + self.prec0 * (mc - self.m0c) ** 2
+            + self.pb * (bc - self.mb) ** 2
+        )
+        logdet = np.log(v).sum(axis=1) + np.log(det)
+        const = 2.0 * self.log_sb
+        if self.mu_prior is None:
+            const += (self.k - 1) * _LOG_2PI
+        else:
+            const += self.k * _LOG_2PI + 2.0 * self.log_s0
+        out = {
+            "loglik": -0.5 * (const + logdet + quad),
+            "mc": mc,
+            "prec": det / a11,
+            "bc": bc,
+            "b_var": a00 / det,
+            "mb_cov": -a01 / det,
+        }
+        if thetas:
+            shrink = t2[:, None] * iv  # towards y_i - w_i b
+            one = 1.0 - shrink
+            bw = shrink * self.w
+            out["th_mean"] = one * mc[:, None] - bw * bc[:, None] + shrink * self.yc
+            quad_var = (
+                one * one * a11[:, None] + 2.0 * one * bw * a01[:, None] + bw * bw * a00[:, None]
+            )
+            out["th_var"] = shrink * self.s2 + quad_var / det[:, None]
+        return out
+
+    def draw_effects(self, tau: FloatArray, gen: np.random.Generator) -> dict[str, FloatArray]:
+        """Draws of ``b``, ``mu``, ``theta`` and each trial's bias ``beta_i`` given tau draws.
+
+        ``b | tau, y``, ``mu | b, tau, y``, ``theta_i | mu, b, tau, y`` (the bias of a weaker
+        trial integrated out), then ``beta_i | theta_i, b, y_i`` (0 for adequate trials).
+        """
+        n = tau.size
+        cond = self.conditionals(tau)
+        b = cond["bc"] + np.sqrt(cond["b_var"]) * gen.standard_normal(n)
+        slope = cond["mb_cov"] / cond["b_var"]
+        mu_var = 1.0 / cond["prec"] - cond["mb_cov"] ** 2 / cond["b_var"]
+        mu_c = cond["mc"] + slope * (b - cond["bc"])
+        mu_c = mu_c + np.sqrt(np.maximum(mu_var, 0.0)) * gen.standard_normal(n)
+        mu = self.centre + mu_c
+        t2 = tau[:, None] ** 2
+        shrink = t2 / (t2 + self.s2)
+        target = self.y - self.w * b[:, None]
+        theta = mu[:, None] + shrink * (target - mu[:, None])
+        theta = theta + np.sqrt(shrink * self.s2) * gen.standard_normal((n, self.k))
+        if self.kappa > 0:
+            prec = 1.0 / self.kappa**2 + 1.0 / self.se2
+            mean = (b[:, None] / self.kappa**2 + (self.y - theta) / self.se2) / prec
+            beta = mean + gen.standard_normal((n, self.k)) / np.sqrt(prec)
+        else:
+            beta = np.repeat(b[:, None], self.k, axis=1)
+        return {"mu": mu, "theta": theta, "bias_mean": b, "bias": beta * self.w}

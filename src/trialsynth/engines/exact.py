@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from trialsynth.core.exact import ExactPosterior, exact_posterior
+from trialsynth.core.normal_normal import BiasedData
 from trialsynth.engines.base import EngineFit, Progress, _quiet
 from trialsynth.models.likelihood import pool_subgroups
 from trialsynth.models.spec import ModelSpec
@@ -23,6 +24,7 @@ from trialsynth.priors.prior import PriorSet
 
 if TYPE_CHECKING:
     from trialsynth.core.settings import SamplerSettings
+    from trialsynth.models.bias import BiasAdjustment
     from trialsynth.models.problem import Problem
 
 
@@ -51,11 +53,26 @@ def exact_unavailable(spec: ModelSpec, priors: PriorSet) -> str | None:
 
 
 def exact_for(
-    y: np.ndarray, se: np.ndarray, priors: PriorSet, labels: list[str] | tuple[str, ...]
+    y: np.ndarray,
+    se: np.ndarray,
+    priors: PriorSet,
+    labels: list[str] | tuple[str, ...],
+    *,
+    bias: BiasAdjustment | None = None,
+    weight: np.ndarray | None = None,
 ) -> ExactPosterior:
-    """The :class:`~trialsynth.core.exact.ExactPosterior` of contrasts under these priors."""
+    """The :class:`~trialsynth.core.exact.ExactPosterior` of contrasts under these priors.
+
+    With ``bias`` (and the weaker trials' 0/1 ``weight``) the bias-adjusted model
+    (:class:`~trialsynth.core.normal_normal.BiasedData`), still exact.
+    """
     mu = None if priors.mu.family == "flat" else (priors.mu.params[0], priors.mu.params[1])
-    return exact_posterior(y, se, priors.tau.tau_dist(), mu, labels=list(labels))
+    if bias is None:
+        return exact_posterior(y, se, priors.tau.tau_dist(), mu, labels=list(labels))
+    data = BiasedData(
+        y, se, mu, list(labels), weight=weight, bias_prior=bias.model_prior, kappa=bias.sd
+    )
+    return ExactPosterior(data, priors.tau.tau_dist())
 
 
 def exact_subgroup_posteriors(
@@ -100,15 +117,26 @@ class ExactEngine:
                 subgroup_posteriors=posts,
             )
         data, shape = problem.data, (settings.chains, settings.draws)
-        post = exact_for(lor.y, lor.se, problem.priors, data.study)
+        post = exact_for(
+            lor.y,
+            lor.se,
+            problem.priors,
+            data.study,
+            bias=problem.spec.bias,
+            weight=problem.design.bias_weight,
+        )
         d = post.sample(shape[0] * shape[1], rng=np.random.default_rng([settings.seed, 2]))
+        variables = {
+            "mu": (("chain", "draw"), d["mu"].reshape(shape)),
+            "tau": (("chain", "draw"), d["tau"].reshape(shape)),
+            "theta_new": (("chain", "draw"), d["theta_new"].reshape(shape)),
+            "theta": (("chain", "draw", "study"), d["theta"].reshape(*shape, data.k)),
+        }
+        if "bias" in d:  # a bias adjustment: the mean bias and each trial's bias
+            variables["bias_mean"] = (("chain", "draw"), d["bias_mean"].reshape(shape))
+            variables["bias"] = (("chain", "draw", "study"), d["bias"].reshape(*shape, data.k))
         tree = _draws_tree(
-            {
-                "mu": (("chain", "draw"), d["mu"].reshape(shape)),
-                "tau": (("chain", "draw"), d["tau"].reshape(shape)),
-                "theta_new": (("chain", "draw"), d["theta_new"].reshape(shape)),
-                "theta": (("chain", "draw", "study"), d["theta"].reshape(*shape, data.k)),
-            },
+            variables,
             {"chain": np.arange(shape[0]), "draw": np.arange(shape[1]), "study": list(data.study)},
         )
         return EngineFit(

@@ -213,6 +213,7 @@ def derive(raw: Any, spec: ModelSpec, data: TrialData, seed: int) -> Any:
     )
     effects = trial_effects(spec, des, post, rng, k=data.k)
     theta = effects.pop("theta")
+    bias = effects.pop("bias", None)  # a bias adjustment: each trial's additive bias
     for name, values in effects.items():  # mu, tau, theta_new; first per subgroup if any
         out[name] = ("chain", "draw", "subgroup")[: values.ndim], values
     if des.levels:
@@ -223,6 +224,8 @@ def derive(raw: Any, spec: ModelSpec, data: TrialData, seed: int) -> Any:
         # the covariates are centred at their mean: mu is the effect at these values
         out = out.assign_coords(covariate_centre=("covariate", list(des.centre)))
     out["theta"] = (("chain", "draw", "study"), theta)
+    if bias is not None:
+        out["bias"] = (("chain", "draw", "study"), bias)
     if "alpha" in post:
         out["alpha"] = (("chain", "draw", "study"), post["alpha"].values)
     if spec.estimate_nu:
@@ -233,7 +236,7 @@ def derive(raw: Any, spec: ModelSpec, data: TrialData, seed: int) -> Any:
 
 def parameter_names(spec: ModelSpec, tree: Any) -> list[str]:
     """The parameters whose convergence is checked (sampled ones and theta)."""
-    names = ["mu", "theta", "mu_subgroup", "beta", "nu"]
+    names = ["mu", "theta", "mu_subgroup", "beta", "nu", "bias_mean"]
     if spec.random_effects is not None:  # (common effect: tau = 0, nothing to check)
         names += ["tau", "tau_subgroup"]
     if spec.likelihood == "binomial":

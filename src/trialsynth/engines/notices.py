@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trialsynth.engines.exact import exact_for, exact_unavailable
+from trialsynth.models.bias import weaker_trials
 from trialsynth.models.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -31,8 +32,9 @@ def likelihood_notice(
     the pooled log-OR medians differ by more than ``MATERIAL_SD`` posterior sds or P(OR > 1)
     by more than ``MATERIAL_DP``, else None (also None where the comparison does not apply:
     contrast data, non-normal random effects, subgroups, covariates, a non-normal mu prior).
+    A bias-adjusted fit is compared with the bias-adjusted normal-normal model.
     """
-    normal = ModelSpec(likelihood="normal", random_effects=spec.random_effects)
+    normal = ModelSpec(likelihood="normal", random_effects=spec.random_effects, bias=spec.bias)
     if (
         spec.likelihood != "binomial"
         or data.kind != "arm"
@@ -43,7 +45,8 @@ def likelihood_notice(
         return None
     s = mcmc if isinstance(mcmc, dict) else mcmc.summary()
     lor = data.contrasts(correction=normal.correction)
-    post = exact_for(lor.y, lor.se, priors, data.study)
+    weight = None if spec.bias is None else weaker_trials(spec.bias, data)
+    post = exact_for(lor.y, lor.se, priors, data.study, bias=spec.bias, weight=weight)
     med_n, p_n = float(post.mu.median), post.prob_mu_gt(0.0)
     med_b, sd_b, p_b = s["mu"]["median"], s["mu"]["sd"], s["p_mu_gt_0"]
     if abs(med_b - med_n) <= MATERIAL_SD * sd_b and abs(p_b - p_n) <= MATERIAL_DP:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from trialsynth.core.errors import TrialsynthError
 from trialsynth.core.settings import SamplerSettings
+from trialsynth.models.bias import BiasAdjustment, BiasError
 from trialsynth.models.schema import SpecDocument, validate
 from trialsynth.models.spec import ModelSpec
 from trialsynth.priors.prior import PriorSet
@@ -63,6 +64,8 @@ class AnalysisSpec:
     #: Order column of a ``[cumulative]`` section (the report then adds the cumulative
     #: meta-analysis); None without the section.
     cumulative: str | None = None
+    #: ``[bias_adjustment]`` options (column, adequate, prior, sd); None without the section
+    bias: dict[str, Any] | None = None
 
     def data_source(self) -> str:
         """The data argument for :func:`trialsynth.data.load` (paths made absolute)."""
@@ -82,7 +85,17 @@ class AnalysisSpec:
             subgroup=self.subgroup,
             subgroup_tau=self.subgroup_tau,
             covariates=self.covariates,
+            bias=self.bias_adjustment(),
         )
+
+    def bias_adjustment(self) -> BiasAdjustment | None:
+        """The ``[bias_adjustment]`` of the spec (its direction: ``[analysis] benefit``)."""
+        if self.bias is None:
+            return None
+        try:
+            return BiasAdjustment.from_options(**self.bias, benefit=self.benefit)
+        except BiasError as err:
+            raise SpecError(f"{self.path} [bias_adjustment]: {err}") from None
 
     def output_dir(self) -> Path:
         """Where ``run`` writes its outputs."""
@@ -165,4 +178,18 @@ def load_spec(path: str | Path) -> AnalysisSpec:
         sensitivity=dict(spec.sensitivity),
         queries=dict(spec.queries),
         cumulative=spec.cumulative.order if spec.cumulative is not None else None,
+        bias=_bias_options(spec.bias_adjustment),
     )
+
+
+def _bias_options(section: Any) -> dict[str, Any] | None:
+    """The ``[bias_adjustment]`` section as :meth:`BiasAdjustment.from_options` keywords."""
+    if section is None:
+        return None
+    adequate = section.adequate
+    return {
+        "column": section.column,
+        "adequate": (adequate,) if isinstance(adequate, str) else tuple(adequate),
+        "prior": section.prior,
+        "sd": section.sd,
+    }

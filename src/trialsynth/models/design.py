@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from trialsynth.models.bias import weaker_trials
 from trialsynth.models.spec import ModelError
 
 if TYPE_CHECKING:
@@ -29,6 +30,11 @@ class Design:
     covariates: tuple[str, ...] = ()
     x: np.ndarray | None = None  # (k, p), centred
     centre: tuple[float, ...] = ()
+    #: bias adjustment: 0/1 weight of each trial (1: weaker) and its one-hot map onto the
+    #: weaker trials, (k, n_weaker), and their labels
+    bias_weight: np.ndarray | None = None
+    bias_map: np.ndarray | None = None
+    weaker: tuple[str, ...] = ()
 
 
 def design(spec: ModelSpec, data: TrialData) -> Design:
@@ -77,7 +83,20 @@ def design(spec: ModelSpec, data: TrialData) -> Design:
         raw = np.column_stack(cols)
         centre = tuple(float(c) for c in raw.mean(axis=0))
         x = raw - raw.mean(axis=0)
-    return Design(levels=levels, group=group, covariates=spec.covariates, x=x, centre=centre)
+    bias: dict[str, object] = {}
+    if spec.bias is not None:
+        w = weaker_trials(spec.bias, data)
+        idx = np.flatnonzero(w)
+        bias_map = np.zeros((data.k, idx.size))
+        bias_map[idx, np.arange(idx.size)] = 1.0
+        bias = {
+            "bias_weight": w,
+            "bias_map": bias_map,
+            "weaker": tuple(data.study[i] for i in idx),
+        }
+    return Design(
+        levels=levels, group=group, covariates=spec.covariates, x=x, centre=centre, **bias
+    )
 
 
 def _blank(v: object) -> bool:
@@ -105,4 +124,6 @@ def design_values(spec: ModelSpec, data: TrialData) -> dict[str, np.ndarray]:
         out["group"] = d.group
     if d.x is not None:
         out["x"] = d.x
+    if d.bias_map is not None:
+        out["bias_map"] = d.bias_map
     return out

@@ -6,6 +6,8 @@ ones and ``tests/test_likelihood.py`` holds them together (PyMC's own ``logp`` a
 
 * :func:`log_likelihood` -- per-trial log likelihood of posterior draws (leave-one-trial-out
   ELPD, psense); :func:`log_binomial` is the binomial term (also the LOO quadrature's);
+  a bias-adjusted model's weaker trials are observed at ``theta_i + beta_i``
+  (:func:`bias_shift`, :mod:`trialsynth.models.bias`);
 * :func:`log_prior` -- log prior density of the sampled parameters, per prior role (psense);
 * :func:`trial_effects` -- ``theta`` and the predictive ``theta_new`` from the sampled
   parameters, with the Student-t scale mixture (the MCMC engine's ``derive``);
@@ -16,8 +18,11 @@ ones and ``tests/test_likelihood.py`` holds them together (PyMC's own ``logp`` a
 Model (non-centred): ``theta_i = mu_i + tau_i z_i`` with ``mu_i`` the trial's (subgroup) mean
 plus ``x_i beta``, ``z_i ~ N(0, 1)`` or ``t_nu`` (for an estimated ``nu`` the t is the scale
 mixture ``z = e sqrt(w)``, ``e ~ N(0, 1)``, ``w ~ InvGamma(nu/2, nu/2)``); the common-effect
-model has ``theta_i = mu_i``. Likelihood: binomial arms ``y_c ~ Bin(n_c, expit(alpha_i))``,
-``y_t ~ Bin(n_t, expit(alpha_i + theta_i))``, or normal ``y_i ~ N(theta_i, se_i)``.
+model has ``theta_i = mu_i``. With a bias adjustment the weaker trials (``w_i = 1``) are
+observed at ``theta_i + w_i beta_i``, ``beta_i = b + kappa u_i``, ``u_i ~ N(0, 1)``, ``b`` the
+mean bias (``bias_mean``, log-OR scale) and ``kappa`` fixed. Likelihood: binomial arms
+``y_c ~ Bin(n_c, expit(alpha_i))``, ``y_t ~ Bin(n_t, expit(alpha_i + theta_i))``, or normal
+``y_i ~ N(theta_i, se_i)``.
 
 Arrays of draws have the sample axes first (``(chain, draw)`` for posteriors) and the trial
 axis last. numpy and scipy only.
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
     from trialsynth.priors.prior import PriorSet
 
 __all__ = [
+    "bias_shift",
     "log_binomial",
     "log_likelihood",
     "log_prior",
@@ -64,6 +70,7 @@ def log_likelihood(
     obs: Mapping[str, Any],
     theta: np.ndarray,
     alpha: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per-trial log likelihood of every draw (the trial is the unit: both arms summed).
 
@@ -78,12 +85,17 @@ def log_likelihood(
         Trial effects (log odds ratios).
     alpha : ndarray, shape (..., k), optional
         Control-arm log-odds (binomial likelihood only).
+    bias : ndarray, shape (..., k), optional
+        Additive bias of each trial (a bias-adjusted model's :func:`bias_shift`; 0 for the
+        adequate trials): the trial is observed at ``theta + bias``.
 
     Returns
     -------
     ndarray, shape (..., k)
         ``log Bin(y_c | alpha) + log Bin(y_t | alpha + theta)``, or ``log N(y | theta, se)``.
     """
+    if bias is not None:
+        theta = theta + np.asarray(bias)
     if spec.likelihood == "binomial":
         if alpha is None:
             raise ValueError("the binomial likelihood needs draws of alpha")
@@ -112,7 +124,8 @@ def log_prior(spec: ModelSpec, priors: PriorSet, draws: Mapping[str, Any]) -> di
     Returns
     -------
     dict of str to ndarray, shape (chain, draw)
-        Keys among ``mu, tau, beta, baseline, nu`` (in that order), each summed over the
+        Keys among ``mu, tau, beta, baseline, nu, bias`` (in that order; ``bias`` is the
+        prior of the mean bias ``bias_mean`` on the log-OR scale), each summed over the
         variable's own axes (subgroups, covariates, trials). Heterogeneity priors are densities
         of tau (with the Jacobian of a ``tau2`` or ``precision`` statement); the sampler's
         transforms (log, shrinkage) carry no Jacobian here.
@@ -131,7 +144,24 @@ def log_prior(spec: ModelSpec, priors: PriorSet, draws: Mapping[str, Any]) -> di
         out["baseline"] = total(priors.baseline.dist().logpdf, "alpha")
     if spec.estimate_nu:
         out["nu"] = total(priors.nu.dist().logpdf, "nu")
+    if spec.bias is not None:
+        m, s = spec.bias.model_prior
+        out["bias"] = total(stats.norm(m, s).logpdf, "bias_mean")
     return out
+
+
+def bias_shift(spec: ModelSpec, design: Design, draws: Mapping[str, Any]) -> np.ndarray | None:
+    """The additive bias ``w_i (b + kappa u_i)`` of every trial and draw, (chain, draw, k).
+
+    None without a bias adjustment. ``draws`` has ``bias_mean`` (chain, draw) and
+    ``bias_z`` (chain, draw, weaker trial), as the PyMC model samples them.
+    """
+    if spec.bias is None:
+        return None
+    assert design.bias_map is not None  # a bias spec always has a design with its map
+    b = np.asarray(draws["bias_mean"])
+    beta = b[..., None] + spec.bias.sd * np.asarray(draws["bias_z"])
+    return np.einsum("...j,kj->...k", beta, design.bias_map)
 
 
 # --------------------------------------------------------------------------- trial effects
@@ -192,7 +222,9 @@ def trial_effects(
     dict of str to ndarray
         ``mu``, ``tau``, ``theta_new`` (chain, draw) and ``theta`` (chain, draw, k); for
         subgroup fits first ``mu_subgroup``, ``tau_subgroup``, ``theta_new_subgroup``
-        (chain, draw, subgroup) and the pooled values of :func:`pool_subgroups`.
+        (chain, draw, subgroup) and the pooled values of :func:`pool_subgroups`; with a bias
+        adjustment ``bias_mean`` (chain, draw) and each trial's ``bias`` (chain, draw, k).
+        ``theta`` is the trial's unbiased effect.
     """
     out: dict[str, np.ndarray] = {}
     nu = np.asarray(draws["nu"]) if spec.estimate_nu else None
@@ -225,6 +257,10 @@ def trial_effects(
         out |= {"mu": mu, "tau": tau, "theta_new": new}
     if design.covariates:
         mu_i = mu_i + np.einsum("cdp,kp->cdk", np.asarray(draws["beta"]), design.x)
+    shift = bias_shift(spec, design, draws)
+    if shift is not None:
+        out["bias_mean"] = np.asarray(draws["bias_mean"])
+        out["bias"] = shift
     if spec.random_effects is None:
         out["theta"] = mu_i
         return out

@@ -8,21 +8,25 @@ share one compiled model (``nutpie``'s ``with_data``). PyMC is imported inside
 
 Parameterisation (non-centred, as recommended for few trials):
 ``theta_i = mu + tau * z_i``, ``z_i ~ Normal(0, 1)`` (or Student-t with ``nu`` degrees of
-freedom for robust random effects); the common-effect model has ``theta_i = mu``. The same
+freedom for robust random effects); the common-effect model has ``theta_i = mu``. A
+bias-adjusted model observes its weaker trials at ``theta_i + bias_mean + bias_sd * bias_z_j``
+(:mod:`trialsynth.models.bias`). The same
 model in numpy, for everything but sampling, is :mod:`trialsynth.models.likelihood`
 (``tests/test_likelihood.py`` holds the two together).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from trialsynth.models.design import design, design_values, observations
-from trialsynth.priors.prior import PriorSet, hyper_values, pymc_variable
+from trialsynth.priors.prior import Prior, PriorSet, hyper_values, pymc_variable
 from trialsynth.priors.prior import structure_key as prior_key
 
 if TYPE_CHECKING:
-    import numpy as np
     import pymc as pm
 
     from trialsynth.data.trials import TrialData
@@ -41,13 +45,27 @@ def model_values(spec: ModelSpec, data: TrialData, priors: PriorSet) -> dict[str
         values |= hyper_values(priors.beta, "beta")
     if spec.estimate_nu:
         values |= hyper_values(priors.nu, "nu")
+    if spec.bias is not None:
+        values |= hyper_values(_bias_prior(spec), "bias_mean")
+        values["bias_sd"] = np.asarray(spec.bias.sd, dtype=float)
     return values
 
 
+def _bias_prior(spec: ModelSpec) -> Prior:
+    """The prior of the mean bias on the model's log-OR scale (sign of the benefit applied)."""
+    assert spec.bias is not None
+    return Prior("normal", spec.bias.model_prior)
+
+
 def structure_key(spec: ModelSpec, data: TrialData, priors: PriorSet) -> tuple[Any, ...]:
-    """What a compiled model depends on: spec, number of trials and prior families."""
+    """What a compiled model depends on: spec, number of trials and prior families.
+
+    A bias adjustment's prior and SD are ``pm.Data``: only the number of weaker trials counts.
+    """
     d = design(spec, data)
-    key: tuple[Any, ...] = (spec, data.k, len(d.levels), prior_key(priors.mu))
+    bias = None if spec.bias is None else ("bias", len(d.weaker))
+    key: tuple[Any, ...] = (replace(spec, bias=None), bias, data.k, len(d.levels))
+    key += (prior_key(priors.mu),)
     if spec.random_effects is not None:
         key += (prior_key(priors.tau),)
     if spec.likelihood == "binomial":
@@ -78,6 +96,8 @@ def build_model(spec: ModelSpec, data: TrialData, priors: PriorSet) -> pm.Model:
         coords["subgroup"] = list(des.levels)
     if des.covariates:
         coords["covariate"] = list(des.covariates)
+    if des.weaker:
+        coords["weaker"] = list(des.weaker)
     with pm.Model(coords=coords) as model:
         d = {name: pm.Data(name, value, dims="study") for name, value in obs.items()}
         # theta is not a Deterministic: nutpie would compile an extra expansion for it
@@ -112,6 +132,13 @@ def build_model(spec: ModelSpec, data: TrialData, priors: PriorSet) -> pm.Model:
                 else:
                     z = pm.StudentT("z", nu=spec.nu, mu=0.0, sigma=1.0, dims="study")
             theta = mu + tau * z
+        if spec.bias is not None:
+            # Welton et al. 2009: beta_i = b + kappa u_i on the weaker trials (non-centred)
+            b = pymc_variable(_bias_prior(spec), "bias_mean")
+            kappa = pm.Data("bias_sd", spec.bias.sd)
+            u = pm.Normal("bias_z", 0.0, 1.0, dims="weaker")
+            bias_map = pm.Data("bias_map", des.bias_map, dims=("study", "weaker"))
+            theta = theta + pm.math.dot(bias_map, b + kappa * u)
         if spec.likelihood == "binomial":
             alpha = pymc_variable(priors.baseline, "alpha", dims="study")
             pm.Binomial("obs_c", n=d["n_c"], logit_p=alpha, observed=d["events_c"], dims="study")

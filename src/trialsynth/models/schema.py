@@ -250,6 +250,15 @@ class ModelSection(Strict):
         return value
 
 
+class BiasAdjustmentSection(Strict):
+    """``[bias_adjustment]``: additive bias of the weaker trials (checked by models.bias)."""
+
+    column: str
+    adequate: list[str] | str
+    prior: str | None = None
+    sd: ExactFloat | None = None
+
+
 class PriorsSection(Strict):
     """``[priors]``: each in the ``PRIOR`` grammar (any value is read as its text)."""
 
@@ -319,6 +328,7 @@ class SpecDocument(Strict):
     sampler: SamplerSection = Field(default_factory=SamplerSection)
     output: OutputSection = Field(default_factory=OutputSection)
     cumulative: CumulativeSection | None = None
+    bias_adjustment: BiasAdjustmentSection | None = None
     sensitivity: dict[str, Any] = Field(default_factory=dict)
     queries: dict[str, Any] = Field(default_factory=dict)
 

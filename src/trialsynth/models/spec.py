@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from trialsynth.core.errors import TrialsynthError
+from trialsynth.models.bias import BiasAdjustment, check_model
 
 if TYPE_CHECKING:
     from trialsynth.data import TrialData
@@ -55,6 +56,8 @@ class ModelSpec:
         Numeric covariates of a meta-regression, ``theta_i ~ RE(mu + x_i beta, tau)``
         with ``x`` centred at its mean over the trials (so ``mu`` is the effect at the
         average covariate value).
+    bias : BiasAdjustment or None
+        Bias adjustment of the weaker trials (:mod:`trialsynth.models.bias`), or none.
     """
 
     likelihood: Literal["binomial", "normal"] = "binomial"
@@ -64,6 +67,7 @@ class ModelSpec:
     subgroup: str | None = None
     subgroup_tau: Literal["shared", "separate"] = "shared"
     covariates: tuple[str, ...] = ()
+    bias: BiasAdjustment | None = None
 
     @property
     def name(self) -> str:
@@ -88,12 +92,15 @@ class ModelSpec:
         subgroup: str | None = None,
         subgroup_tau: str = "shared",
         covariates: tuple[str, ...] | list[str] = (),
+        bias: BiasAdjustment | None = None,
     ) -> ModelSpec:
         """Spec from the CLI/TOML options, checking every choice against the data kind.
 
         ``common-effect`` uses the binomial likelihood for arm-level data and the normal
         one for contrast-level data unless ``likelihood`` says otherwise. ``nu=None``
         estimates the Student-t degrees of freedom (they need ``random_effects="student-t"``).
+        ``bias`` works in binomial-normal and normal-normal models without subgroups or
+        covariates.
         """
         if model not in MODELS:
             raise ModelError(f"unknown model {model!r}; valid: {', '.join(MODELS)}")
@@ -135,7 +142,7 @@ class ModelSpec:
                 f"unknown subgroup_tau {subgroup_tau!r}; valid: {', '.join(SUBGROUP_TAU)}"
             )
         re = None if model == "common-effect" else (random_effects or "normal")
-        return cls(
+        spec = cls(
             likelihood=lik,  # type: ignore[arg-type]
             random_effects=re,  # type: ignore[arg-type]
             nu=None if nu is None else float(nu),
@@ -143,6 +150,10 @@ class ModelSpec:
             subgroup_tau=subgroup_tau,  # type: ignore[arg-type]
             covariates=tuple(covariates),
         )
+        if bias is not None:
+            check_model(spec.name, spec.subgroup, spec.covariates)
+            spec = replace(spec, bias=bias)
+        return spec
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly description."""
@@ -160,6 +171,8 @@ class ModelSpec:
             d["subgroup_tau"] = self.subgroup_tau
         if self.covariates:
             d["covariates"] = list(self.covariates)
+        if self.bias is not None:
+            d["bias"] = self.bias.to_dict()
         return d
 
     @property

@@ -235,8 +235,30 @@ def _methods(fit: FitResult, summary: dict[str, Any]) -> dict[str, Any]:
         + ". For comparison, classical pooled odds ratios were computed (Mantel-Haenszel, "
         "DerSimonian-Laird and REML, with 0.5 added to zero cells where needed)."
     )
-    paragraphs = [model, prior_para, sampler, checks, reporting]
+    paragraphs = [model, prior_para, _bias_paragraph(summary), sampler, checks, reporting]
     return {"paragraphs": [p for p in paragraphs if p], "priors": priors}
+
+
+def _bias_paragraph(summary: dict[str, Any]) -> str:
+    """The bias adjustment of the weaker trials (Welton et al. 2009), when the fit has one."""
+    b = summary.get("bias_adjustment")
+    if not b:
+        return ""
+    text = (
+        f"Trials whose {b['column']} was not {' or '.join(b['adequate'])} "
+        f"({', '.join(b['weaker'])}) were given an additive bias on the log odds ratio, "
+        f"βᵢ ~ Normal(b, {b['sd']:g}²), with the mean bias b ~ {b['prior']} "
+        "stated as the log ratio of odds ratios by which weaker trials overstate the benefit "
+        f"({b['benefit'].replace('-', ' ')} are a benefit; Welton et al. 2009)."
+    )
+    before = b.get("unadjusted")
+    if before:
+        text += (
+            f" Without the adjustment P(OR > 1) was {before['p_mu_gt_0']:.3f} (pooled OR "
+            f"{before['or']['median']:.2f}); with it {summary['p_mu_gt_0']:.3f} "
+            f"({summary['or']['median']:.2f})."
+        )
+    return text
 
 
 def _results(fit: FitResult, summary: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ with the number behind it:
 * inconsistency: tau and the 95% predictive interval of a new trial's OR;
 * risk of bias: the share of trials whose data carry a weaker confidence than "high"
   (the ``confidence`` column), and how far a bias adjustment moves the OR once the fit
-  has one (``bias_adjustment`` in the summary);
+  has one (``bias_adjustment`` in the summary: the fit is adjusted, ``unadjusted`` beside);
 * publication bias: the inclusion Bayes factor of small-study bias from the bias
   ensemble (``bias`` in the summary), once it has been run.
 """
@@ -134,10 +134,17 @@ def risk_of_bias(summary: dict[str, Any], confidence: Sequence[str] | None) -> d
             f"{weaker} of {len(levels)} trials ({share:.0%}) with data confidence below high"
         )
     adj = summary.get("bias_adjustment")
-    if adj and "or" in adj:
-        moved = math.log(adj["or"]["median"]) - math.log(summary["or"]["median"])
+    if adj and adj.get("unadjusted"):  # the fit is the adjusted one; the unadjusted beside it
+        moved = math.log(summary["or"]["median"]) - math.log(adj["unadjusted"]["or"]["median"])
         out["adjustment"] = moved
-        parts.append(f"bias adjustment moves the log OR by {moved:+.2f}")
+        parts.append(
+            f"bias adjustment of {len(adj['weaker'])} weaker trial(s) moves the log OR by "
+            f"{moved:+.2f}"
+        )
+    elif adj:
+        parts.append(
+            f"bias adjustment of {len(adj['weaker'])} weaker trial(s) (unadjusted not fitted)"
+        )
     else:
         parts.append("no bias adjustment in this fit")
     out["signal"] = parts[0]

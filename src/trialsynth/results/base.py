@@ -25,6 +25,7 @@ import xarray as xr
 
 from trialsynth.core.files import commit_files, recover
 from trialsynth.engines.diagnostics import Diagnostics, probability_mcse
+from trialsynth.models.bias import BiasAdjustment
 from trialsynth.models.spec import ModelSpec
 from trialsynth.priors.prior import ROLES, Prior, PriorSet
 from trialsynth.results.provenance import FORMAT_VERSION, ResultError, analysis_key, fit_key
@@ -167,6 +168,7 @@ class FitResult:
             subgroup=m.get("subgroup"),
             subgroup_tau=m.get("subgroup_tau", "shared"),
             covariates=tuple(m.get("covariates", ())),
+            bias=BiasAdjustment.from_dict(m["bias"]) if "bias" in m else None,
         )
 
     @property
@@ -248,8 +250,24 @@ class FitResult:
         }
         if prov.get("reference"):  # RevMan's own pooled result of the outcome
             out["published_reference"] = prov["reference"]
+        if "bias_adjustment" in prov:
+            out["bias_adjustment"] = self._bias_summary()
         out |= {k: v for k, v in self.extras.items() if k in EXTRA_KEYS}
         return self._refine(out)
+
+    def _bias_summary(self) -> dict[str, Any]:
+        """The weaker trials, the bias prior and the posterior of the mean bias."""
+        b = self.draws("bias_mean")
+        sign = 1.0 if self.provenance["bias_adjustment"]["benefit"] == "more-events" else -1.0
+        return {
+            **self.provenance["bias_adjustment"],
+            # on the log-OR scale of the model, and as the factor by which weaker trials
+            # overstate the benefit (exp of the mean bias in the benefit direction)
+            "bias_mean": _stats(b),
+            "overstatement": _or_stats(sign * b),
+            # the same model without the adjustment, when the workflow fitted it
+            "unadjusted": self.extras.get("bias_unadjusted"),
+        }
 
     def _subgroup_summary(self) -> dict[str, Any]:
         """Per-subgroup effects and contrasts, and meta-regression slopes (when fitted)."""
@@ -512,4 +530,6 @@ class FitResult:
             raise ResultError(f"{nc}: unknown engine {provenance.get('engine')!r}")
         result = kind._from_saved(tree, provenance, saved)
         result.extras = {k: saved[k] for k in EXTRA_KEYS if k in saved}
+        if "unadjusted" in saved.get("bias_adjustment", {}):  # (see workflow.fit.unadjusted)
+            result.extras["bias_unadjusted"] = saved["bias_adjustment"]["unadjusted"]
         return result

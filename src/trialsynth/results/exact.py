@@ -79,7 +79,12 @@ class ExactFit(FitResult):
         y, se = np.asarray(obs["y"].values), np.asarray(obs["se"].values)
         column = provenance["model"].get("subgroup")
         if not column:
-            fit.posterior = exact_for(y, se, fit.priors, fit.studies)
+            spec = fit.spec
+            weight = None
+            if spec.bias is not None:  # the weaker trials, as the fit recorded them
+                weaker = set(provenance["bias_adjustment"]["weaker"])
+                weight = np.array([1.0 if s in weaker else 0.0 for s in fit.studies])
+            fit.posterior = exact_for(y, se, fit.priors, fit.studies, bias=spec.bias, weight=weight)
             return fit
         levels = tuple(fit.subgroups)
         labels = fit.data_frame.set_index("study").loc[fit.studies, column].astype(str)

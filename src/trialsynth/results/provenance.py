@@ -173,11 +173,30 @@ def package(
     }
     if data.reference:  # a published pooled result read with the data (RevMan)
         provenance["reference"] = data.reference
+    if spec.bias is not None:  # which trials the bias adjustment treated as weaker
+        provenance["bias_adjustment"] = bias_record(spec, problem.design.weaker)
     provenance["fit_key"] = fit_key(provenance)
     tree = xr.DataTree.from_dict({**groups, "observed_data": observed})
     tree.attrs["trialsynth"] = json.dumps(provenance, sort_keys=True)
     tree.attrs["trialsynth_fit_key"] = provenance["fit_key"]
     return tree, provenance
+
+
+def bias_record(spec: ModelSpec, weaker: tuple[str, ...]) -> dict[str, Any]:
+    """What ``summary.json`` says of a bias adjustment: the weaker trials and the prior."""
+    assert spec.bias is not None
+    adj = spec.bias
+    m, s = adj.model_prior
+    return {
+        "column": adj.column,
+        "adequate": list(adj.adequate),
+        "weaker": list(weaker),
+        "prior": adj.prior.describe(),
+        "prior_scale": "log ratio of odds ratios, positive = weaker trials overstate benefit",
+        "benefit": adj.benefit,
+        "model_prior": f"bias_mean ~ normal({m:.6g}, {s:.6g}) on the log-OR scale",
+        "sd": adj.sd,
+    }
 
 
 def _model_notices(spec: ModelSpec, data: TrialData) -> list[str]:

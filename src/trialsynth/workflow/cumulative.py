@@ -74,6 +74,11 @@ def inputs_from_spec(path: str, seed: int | None = None) -> CumulativeInputs:
     )
     data = spec.without_excluded(data, where=path, error=CumulativeError)
     settings = spec.sampler if seed is None else replace(spec.sampler, seed=seed)
+    if spec.bias is not None:  # its steps are unadjusted fits: say so rather than drop it
+        raise CumulativeError(
+            f"{path} [bias_adjustment]: the cumulative meta-analysis does not apply a bias "
+            "adjustment; remove the section or run cumulative on the data"
+        )
     return CumulativeInputs(data, spec.model_spec(data.kind), spec.priors, settings, spec.engine)
 
 

@@ -75,6 +75,11 @@ def updated_design_from_folder(
     are those of :func:`~trialsynth.analysis.updated_meta.design_updated`.
     """
     fit = FitResult.load(fit_dir)
+    if fit.spec.bias is not None:  # its update (reweighting, exact checks) is unadjusted
+        raise updated_meta.UpdateError(
+            f"{fit_dir}: the updated meta-analysis does not apply the fit's bias adjustment; "
+            "use --criterion two-sided-test or posterior, or a fit without it"
+        )
     if plot is not None:
         prepare_output(plot.parent, option="--plot")
     res = updated_meta.design_updated(fit, sizes, criterion=criterion, **options)

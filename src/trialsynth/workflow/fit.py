@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trialsynth.analysis.absolute import attach_absolute, check_options
+from trialsynth.analysis.absolute import attach_absolute, check_options, reference_benefit
 from trialsynth.analysis.agreement import AGREEMENT_Z, engine_agreement
 from trialsynth.core.settings import SamplerSettings
 from trialsynth.data import TrialData, load
+from trialsynth.models.bias import BiasAdjustment, BiasError
 from trialsynth.models.design import design
 from trialsynth.models.spec import ModelSpec
 from trialsynth.results.base import FitResult
@@ -90,6 +91,7 @@ def plan_fit(
     engine: str = "auto",
     out_dir: Path | None = None,
     absolute: Mapping[str, Any] | None = None,
+    bias: Mapping[str, Any] | None = None,
     notify: Notify = _silent,
 ) -> FitPlan:
     """Read the data and check the model against it (unknown columns fail here, not later).
@@ -108,17 +110,41 @@ def plan_fit(
         As the fit will use them (``engine`` one of :data:`FIT_ENGINES`).
     absolute : mapping, optional
         ``control_risk``, ``mcid``, ``benefit`` of the absolute effects (checked first).
+    bias : mapping, optional
+        A bias adjustment of the weaker trials: ``column``, ``adequate``, ``prior``, ``sd``
+        (:meth:`BiasAdjustment.from_options`; its direction is ``absolute["benefit"]``).
     notify : callable
         Receives the data's notices.
     """
     options = dict(absolute or {})
     check_options(options.get("control_risk"), options.get("mcid"), options.get("benefit"))
+    adjustment = None
+    if bias:
+        adjustment = BiasAdjustment.from_options(**bias, benefit=options.get("benefit"))
     data = load(source, min_trials=1 if model == "common-effect" else 2, outcome=outcome)
-    spec = ModelSpec.from_options(model, data_kind=data.kind, **(model_options or {}))
+    if adjustment is not None:
+        check_bias_direction(adjustment, options.get("benefit"), data)
+    spec = ModelSpec.from_options(
+        model, data_kind=data.kind, **(model_options or {}), bias=adjustment
+    )
     design(spec, data)  # unknown subgroup/covariate columns: one-line error now
     for notice in data.notices:
         notify(notice)
     return FitPlan(data, spec, priors, settings, engine, out_dir, options)
+
+
+def check_bias_direction(adj: BiasAdjustment, benefit: str | None, data: TrialData) -> None:
+    """Refuse to guess the bias's sign when RevMan's labels say fewer events are a benefit.
+
+    The bias adjustment's direction is the stated ``benefit`` (default more-events); a review
+    whose forest plot favours the experimental arm on the left (fewer events a benefit) must
+    say so, or the bias would be subtracted the wrong way.
+    """
+    if benefit is None and reference_benefit(data.reference) != adj.benefit:
+        raise BiasError(
+            "bias adjustment: RevMan's forest-plot labels say fewer events are a benefit; "
+            "state the direction with --benefit ([analysis] benefit)"
+        )
 
 
 def run_fit(
@@ -160,6 +186,8 @@ def run_fit(
     mcmc = one("mcmc") if plan.engine == "both" else None
     if plan.absolute is not None:
         with_absolute(result, plan.absolute, notify)
+    if plan.spec.bias is not None:  # in the summary.json written next
+        result.extras["bias_unadjusted"] = unadjusted(plan, result)
     if plan.out_dir is not None:
         result.timings |= write_outputs(result, plan.out_dir, progress=progress)
     summary = result.summary()
@@ -169,6 +197,26 @@ def run_fit(
             k: v for k, v in mcmc.summary().items() if k in ("diagnostics", "status", "mcse")
         }
     return FitOutcome(result, summary, mcmc)
+
+
+def unadjusted(plan: FitPlan, adjusted: FitResult) -> dict[str, Any] | None:
+    """P(OR > 1) and the pooled OR of the same model without the bias adjustment.
+
+    Only beside an exact fit (the unadjusted one takes milliseconds); an MCMC fit would need
+    a second compile and sampling run: None (``scripts/bias_steps.py`` compares them).
+    """
+    if adjusted.engine != "exact":
+        return None
+    other = fit(
+        plan.data,
+        spec=replace(plan.spec, bias=None),
+        priors=plan.priors,
+        settings=plan.settings,
+        reusable=False,
+        engine="exact",
+    )
+    s = other.summary()
+    return {"engine": "exact", "p_mu_gt_0": s["p_mu_gt_0"], "or": s["or"], "tau": s["tau"]}
 
 
 def with_absolute(result: FitResult, options: Mapping[str, Any], notify: Notify) -> None:

@@ -23,12 +23,14 @@ from trialsynth.core.errors import TrialsynthError
 from trialsynth.data import SHIPPED_DATASETS, TrialData, load
 from trialsynth.engines.select import choose_engine
 from trialsynth.models.analysis import AnalysisSpec, SpecError, load_spec
+from trialsynth.models.bias import BiasError
+from trialsynth.models.design import design
 from trialsynth.models.spec import ModelError, ModelSpec, resolve_priors
 from trialsynth.report.report import analysis_meta, is_current
 from trialsynth.results.base import FitResult
 from trialsynth.results.fitting import fit
 from trialsynth.results.provenance import fit_key
-from trialsynth.workflow.fit import with_absolute
+from trialsynth.workflow.fit import check_bias_direction, with_absolute
 from trialsynth.workflow.outputs import (
     DEFAULT_FORMATS,
     Formats,
@@ -122,6 +124,11 @@ def plan_run(
     check_options(spec.control_risk, spec.mcid, spec.benefit, f"{spec_path} [analysis]")
     if spec.sensitivity:  # a bad section fails now, not after the main fit
         parse_section(spec.sensitivity, where=f"{spec.path} [sensitivity]")
+        if spec.bias is not None:  # its scenarios would be unadjusted fits
+            raise SpecError(
+                f"{spec_path}: the [sensitivity] scenarios do not apply the [bias_adjustment]; "
+                "remove one of the two sections"
+            )
     settings = spec.sampler if seed is None else replace(spec.sampler, seed=seed)
     folder = out_dir or spec.output_dir()
     data = _spec_data(spec, spec_path)
@@ -129,6 +136,14 @@ def plan_run(
         model = spec.model_spec(data.kind)
     except ModelError as e:
         raise SpecError(f"{spec_path} [model]: {e}") from None
+    except BiasError as e:
+        raise SpecError(f"{spec_path} [bias_adjustment]: {e}") from None
+    if model.bias is not None:  # the weaker trials and the bias's sign, before any sampling
+        try:
+            check_bias_direction(model.bias, spec.benefit, data)
+            design(model, data)
+        except BiasError as e:
+            raise SpecError(f"{spec_path} [bias_adjustment]: {e}") from None
     for notice in data.notices:
         notify(notice)
     for s in spec.exclude:

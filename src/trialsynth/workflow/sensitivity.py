@@ -63,7 +63,15 @@ def plan_sensitivity(
     settings: SamplerSettings,
     config: SensitivityConfig | None = None,
 ) -> SensitivityPlan:
-    """The scenarios of ``spec`` on ``data`` (its exclusions applied), stored in ``folder``."""
+    """The scenarios of ``spec`` on ``data`` (its exclusions applied), stored in ``folder``.
+
+    A spec with a ``[bias_adjustment]`` is refused: its scenarios would be unadjusted fits.
+    """
+    if spec.bias is not None:
+        raise SensitivityError(
+            f"{spec.path}: the [sensitivity] scenarios do not apply the [bias_adjustment]; "
+            "remove one of the two sections"
+        )
     if config is None:
         config = parse_section(spec.sensitivity, where=f"{spec.path} [sensitivity]")
     scenarios = plan(spec, data, config, sampler=settings)
