@@ -14,9 +14,10 @@ Targets (issue 11) and their baselines, measured in the same run:
 - an exact-engine command (`trialsynth fit ivig_rm --model normal-normal`) <= 1.5x
   `import pandas, scipy.stats`.
 
-Also: the draws of fit and run are compared (same analysis, same seed: identical), and
-with --first-run the time a new user (fresh clone, fresh HOME) spends in the main job, by
-phase. Prints markdown for BENCHMARKS.md.
+Also: the draws of fit, run and run --refit, cold and warm, are compared (same analysis,
+same seed: identical). With --first-run instead: a new user (fresh clone, fresh HOME):
+./setup.sh, the README's first command, and the cost of warming the cache in setup.
+Prints markdown for BENCHMARKS.md.
 
 Usage: .venv/bin/python scripts/bench_compile.py [--repeats 3] [--first-run]
 """
@@ -27,31 +28,18 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PY = sys.executable
-TRIALSYNTH = str(Path(PY).with_name("trialsynth"))
-TMP = Path(tempfile.mkdtemp(prefix="bench-compile-"))
+from _bench import MAIN_JOB_SPLIT as SPLIT
+from _bench import PY, ROOT, TRIALSYNTH, combine, load_average, measure, run_once
 
-# Runs a command as a child and reports its wall time (s) and peak RSS (MiB).
-WRAPPER = textwrap.dedent(
-    """
-    import json, resource, subprocess, sys, time
-    t = time.perf_counter()
-    p = subprocess.run(sys.argv[1:], capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"rc": p.returncode, "wall": wall, "rss_mib": rss,
-                      "stderr": p.stderr[-2000:]}))
-    """
-)
+TMP = Path(tempfile.mkdtemp(prefix="bench-compile-"))
 
 # The same model as `trialsynth fit ivig_rm` (binomial-normal, k = 8, the same priors and
 # sampler settings), written in bare PyMC and compiled the way nutpie does by default.
@@ -70,38 +58,6 @@ BARE_FIT = textwrap.dedent(
                     dims="study")
     nutpie.sample(nutpie.compile_pymc_model(m), draws=2000, tune=1000, chains=4, cores=2,
                   seed=20261125, progress_bar=False)
-    """
-)
-
-# A cold main job split by phase, in one process (what `run` does, step by step).
-SPLIT = textwrap.dedent(
-    """
-    import json, pathlib, tempfile, time
-    t0 = time.perf_counter()
-    import pymc, arviz, nutpie  # noqa: F401
-    from trialsynth.workflow.outputs import write_outputs, write_report
-    from trialsynth.workflow.sensitivity import plan_sensitivity, run_sensitivity
-    from trialsynth.data import load
-    from trialsynth.models.analysis import load_spec
-    from trialsynth.results.fitting import fit
-    t_import = time.perf_counter() - t0
-    t = time.perf_counter()
-    spec = load_spec("models/ivig_rm.toml")
-    data = load(spec.data_source())
-    t_data = time.perf_counter() - t
-    res = fit(data, spec=spec.model_spec(data.kind), priors=spec.priors, settings=spec.sampler)
-    folder = pathlib.Path(tempfile.mkdtemp())
-    out = write_outputs(res, folder, title=spec.title)
-    t = time.perf_counter()
-    run_sensitivity(plan_sensitivity(spec, data, folder / "sensitivity", settings=spec.sampler))
-    t_sens = time.perf_counter() - t
-    t = time.perf_counter()
-    write_report(res, folder)
-    t_report = time.perf_counter() - t
-    split = {"import pymc, arviz, nutpie, trialsynth": t_import, "data": t_data,
-             **res.timings, **out, "sensitivity (24 scenarios)": t_sens,
-             "report": t_report, "total in process": time.perf_counter() - t0}
-    print(json.dumps(split))
     """
 )
 
@@ -132,38 +88,9 @@ def caches(name: str, *, empty: bool) -> dict[str, str]:
     }
 
 
-def measure(
-    cmd: list[str],
-    env: dict[str, str],
-    repeats: int = 1,
-    *,
-    out: bool = False,
-    cold: str | None = None,
-) -> dict[str, object]:
-    """Median wall time of ``repeats`` fresh processes (``cold``: empty caches each time)."""
-    runs = []
-    for _ in range(repeats):
-        run_env = caches(cold, empty=True) if cold else env
-        extra = ["--out", tempfile.mkdtemp(dir=TMP, prefix="out-")] if out else []
-        p = subprocess.run(
-            [PY, "-c", WRAPPER, *cmd, *extra],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **run_env},
-            check=True,
-        )
-        r = json.loads(p.stdout)
-        if r["rc"] != 0:
-            raise SystemExit(f"failed: {' '.join(cmd)}\n{r['stderr']}")
-        r["out"] = extra[1] if extra else None
-        runs.append(r)
-    return {
-        "wall": statistics.median(r["wall"] for r in runs),
-        "walls": [round(r["wall"], 2) for r in runs],
-        "rss_mib": statistics.median(r["rss_mib"] for r in runs),
-        "out": runs[-1]["out"],
-    }
+def cold(name: str) -> Callable[[], dict[str, str]]:
+    """Empty caches before each repeat."""
+    return lambda: caches(name, empty=True)
 
 
 def table(rows: list[tuple[str, dict, dict | None, str]]) -> None:
@@ -181,135 +108,180 @@ def table(rows: list[tuple[str, dict, dict | None, str]]) -> None:
 
 
 def targets(repeats: int) -> None:
-    """The four targets of issue 11 with their baselines, in one run."""
+    """The four targets of issue 11 with their baselines, interleaved in one run.
+
+    Each repeat runs every line once, cold lines (caches emptied first) then warm ones, so
+    a change of the machine's load hits targets and baselines alike; medians of the repeats.
+    """
     warm = caches("warm", empty=True)
     fit = [TRIALSYNTH, "fit", "ivig_rm"]
     run = [TRIALSYNTH, "run", "models/ivig_rm.toml"]
     grid = [TRIALSYNTH, "sensitivity", "models/ivig_rm.toml"]
-    bare_import = measure([PY, "-c", "import pymc, arviz, nutpie"], warm, repeats)
-    bare_cold = measure([PY, "-c", BARE_FIT], {}, cold="bare")
-    fit_cold = measure(fit, {}, out=True, cold="fit")
-    run_cold = measure(run, {}, out=True, cold="run")
-    grid_cold = measure(grid, {}, out=True, cold="grid")
-    measure(run, warm, out=True)  # fills the warm caches (main job and the grid's models)
-    fit_warm = measure(fit, warm, repeats, out=True)
-    run_warm = measure(run, warm, repeats, out=True)
-    grid_warm = measure(grid, warm, repeats, out=True)
-    exact_import = measure([PY, "-c", "import pandas, scipy.stats"], warm, repeats)
-    exact = measure([*fit, "--model", "normal-normal", "--json"], warm, repeats)
+    lines: dict[str, tuple[list[str], object, bool]] = {
+        "bare_cold": ([PY, "-c", BARE_FIT], cold("bare"), False),
+        "fit_cold": (fit, cold("fit"), True),
+        "run_cold": (run, cold("run"), True),
+        "grid_cold": (grid, cold("grid"), True),
+        "bare_import": ([PY, "-c", "import pymc, arviz, nutpie"], warm, False),
+        "fit_warm": (fit, warm, True),
+        "run_warm": (run, warm, True),
+        "grid_warm": (grid, warm, True),
+        "exact_import": ([PY, "-c", "import pandas, scipy.stats"], warm, False),
+        "exact": ([*fit, "--model", "normal-normal", "--json"], warm, False),
+    }
+    # fill the warm caches (the main job's model and the grid's)
+    run_once([*run, "--out", tempfile.mkdtemp(dir=TMP)], env=warm)
+    runs: dict[str, list[dict]] = defaultdict(list)
+    loads = [load_average()]
+    for _ in range(repeats):
+        for name, (cmd, env, out) in lines.items():
+            r = measure(cmd, env=env, out_in=TMP if out else None)  # type: ignore[arg-type]
+            runs[name].append(r)
+        loads.append(load_average())
+    res = {name: combine(rs) for name, rs in runs.items()}
+    print(f"load average (1, 5, 15 min) before and after each repeat: {' | '.join(loads)}\n")
     table(
         [
-            ("`import pymc, arviz, nutpie`", bare_import, None, ""),
-            ("`trialsynth fit ivig_rm`, warm cache", fit_warm, bare_import, "<= 2"),
-            ("bare PyMC + nutpie fit of the same model, cold", bare_cold, None, ""),
-            ("`trialsynth fit ivig_rm`, cold", fit_cold, bare_cold, ""),
+            ("`import pymc, arviz, nutpie`", res["bare_import"], None, ""),
+            ("`trialsynth fit ivig_rm`, warm cache", res["fit_warm"], res["bare_import"], "<= 2"),
+            ("bare PyMC + nutpie fit of the same model, cold", res["bare_cold"], None, ""),
+            ("`trialsynth fit ivig_rm`, cold", res["fit_cold"], res["bare_cold"], ""),
             (
                 "`trialsynth run models/ivig_rm.toml`, cold (report, 24 scenarios)",
-                run_cold,
-                bare_cold,
+                res["run_cold"],
+                res["bare_cold"],
                 "<= 1.5",
             ),
-            ("`trialsynth run models/ivig_rm.toml`, warm", run_warm, bare_cold, ""),
+            ("`trialsynth run models/ivig_rm.toml`, warm", res["run_warm"], res["bare_cold"], ""),
             (
                 "`trialsynth sensitivity models/ivig_rm.toml` (24), cold",
-                grid_cold,
-                fit_cold,
+                res["grid_cold"],
+                res["fit_cold"],
                 "<= 2",
             ),
             (
                 "`trialsynth sensitivity models/ivig_rm.toml` (24), warm",
-                grid_warm,
-                fit_cold,
+                res["grid_warm"],
+                res["fit_cold"],
                 "<= 1.2",
             ),
-            ("`import pandas, scipy.stats`", exact_import, None, ""),
+            ("`import pandas, scipy.stats`", res["exact_import"], None, ""),
             (
                 "`trialsynth fit ivig_rm --model normal-normal --json` (exact)",
-                exact,
-                exact_import,
+                res["exact"],
+                res["exact_import"],
                 "<= 1.5",
             ),
         ]
     )
+    refit = str(TMP / "refit")
+    shutil.copytree(res["run_warm"]["out"], refit)
+    run_once([*run, "--refit", "--out", refit], env=warm)
+    draws(
+        {
+            "fit, cold caches": res["fit_cold"]["out"],
+            "fit, warm caches": res["fit_warm"]["out"],
+            "run, cold caches": res["run_cold"]["out"],
+            "run, warm caches": res["run_warm"]["out"],
+            "run --refit (warm)": refit,
+        }
+    )
+
+
+def draws(folders: dict[str, str]) -> None:
+    """Hash of the draws of each FIT folder, and whether all are equal."""
     p = subprocess.run(
-        [PY, "-c", DRAWS, fit_cold["out"], fit_warm["out"], run_cold["out"], run_warm["out"]],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
+        [PY, "-c", DRAWS, *folders.values()], cwd=ROOT, capture_output=True, text=True, check=True
     )
     shas = p.stdout.split()
     print()
     print("| path | draws sha256 (mu, tau, theta, alpha) |")
     print("| --- | --- |")
-    for name, sha in zip(["fit, cold", "fit, warm", "run, cold", "run, warm"], shas, strict=True):
+    for name, sha in zip(folders, shas, strict=True):
         print(f"| {name} | `{sha}` |")
     print(f"\nall identical: {'yes' if len(set(shas)) == 1 else 'NO'}")
 
 
-def first_run() -> None:
-    """A new user: fresh clone, fresh HOME (so empty caches), the installed environment.
+def new_user_env(home: Path) -> dict[str, str]:
+    """A new user's environment: a fresh empty HOME and no cache or path overrides."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "HOME": str(home)}
+    for var in (
+        "TRIALSYNTH_CACHE_DIR",
+        "PYTENSOR_FLAGS",
+        "NUMBA_CACHE_DIR",
+        "XDG_CACHE_HOME",
+        "PYTHONPATH",
+        "VIRTUAL_ENV",
+    ):
+        env.pop(var, None)
+    return env
 
-    Times `trialsynth run models/ivig_rm.toml` twice as whole processes, then the same job
-    split by phase in one process (first in another fresh HOME, then warm).
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+    """Wall seconds of one process (exits with its stderr on failure)."""
+    t = time.perf_counter()
+    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{p.stderr[-2000:]}")
+    return time.perf_counter() - t
+
+
+def first_run() -> None:
+    """A new user: a fresh clone, a fresh empty HOME, `./setup.sh`, then the README's command.
+
+    Times, each a whole process: `./setup.sh` (a new .venv, pip install from the lock file),
+    the README's first command `trialsynth run models/ivig_rm.toml` twice (first: empty
+    compile caches; second: reuses the saved fit), and, in a second fresh HOME with the same
+    .venv, `trialsynth cache warm models/ivig_rm.toml` followed by the main job into a new
+    folder (what the first run would cost if setup.sh warmed the cache). Then the main job
+    split by phase in one process in a third fresh HOME.
     """
     clone = TMP / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-
-    def env_for(home: Path) -> dict[str, str]:
-        home.mkdir(exist_ok=True)
-        env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(clone / "src")}
-        for var in ("TRIALSYNTH_CACHE_DIR", "PYTENSOR_FLAGS", "NUMBA_CACHE_DIR", "XDG_CACHE_HOME"):
-            env.pop(var, None)
-        return env
-
-    run = [TRIALSYNTH, "run", "models/ivig_rm.toml"]
-    walls = []
-    for _ in range(2):
-        out = tempfile.mkdtemp(dir=TMP, prefix="first-")
-        t = time.perf_counter()
-        subprocess.run(
-            [*run, "--out", out],
-            cwd=clone,
-            env=env_for(TMP / "home1"),
-            capture_output=True,
-            check=True,
-        )
-        walls.append(time.perf_counter() - t)
-    print(
-        f"\nnew user, `trialsynth run models/ivig_rm.toml`: first {walls[0]:.2f} s, "
-        f"second {walls[1]:.2f} s"
+    env = new_user_env(TMP / "home1")
+    trialsynth = str(clone / ".venv" / "bin" / "trialsynth")
+    run = [trialsynth, "run", "models/ivig_rm.toml"]
+    t = {
+        "setup": timed(["./setup.sh"], clone, env),
+        "first run": timed(run, clone, env),
+        "second run": timed(run, clone, env),
+    }
+    env2 = new_user_env(TMP / "home2")
+    warm = [trialsynth, "cache", "warm", "models/ivig_rm.toml"]
+    t["cache warm (fresh HOME)"] = timed(warm, clone, env2)
+    out = tempfile.mkdtemp(dir=TMP, prefix="after-warm-")
+    t["first run after cache warm"] = timed([*run, "--out", out], clone, env2)
+    print(f"\nload average after: {load_average()}\n")
+    print("| new user, fresh clone and HOME (one process each) | wall s |")
+    print("| --- | --- |")
+    for name, wall in t.items():
+        print(f"| {name} | {wall:.2f} |")
+    p = subprocess.run(
+        [str(clone / ".venv" / "bin" / "python"), "-c", SPLIT],
+        cwd=clone,
+        env=new_user_env(TMP / "home3"),
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    splits = []
-    for _ in range(2):
-        t = time.perf_counter()
-        p = subprocess.run(
-            [PY, "-c", SPLIT],
-            cwd=clone,
-            env=env_for(TMP / "home2"),
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        split = json.loads(p.stdout.strip().splitlines()[-1])
-        split["process wall"] = time.perf_counter() - t
-        splits.append(split)
-    print("\n| phase of the main job (one process, fresh HOME) | first run s | second run s |")
-    print("| --- | --- | --- |")
-    for key in splits[0]:
-        a, b = splits[0][key], splits[1].get(key, 0.0)
-        print(f"| {key.removesuffix('_s')} | {a:.2f} | {b:.2f} |")
+    split = json.loads(p.stdout.strip().splitlines()[-1])
+    print("\n| phase of the main job (one process, fresh HOME, empty caches) | s |")
+    print("| --- | --- |")
+    for key, value in split.items():
+        print(f"| {key.removesuffix('_s')} | {value:.2f} |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--first-run", action="store_true")
+    ap.add_argument("--first-run", action="store_true", help="only the new user's first run")
     args = ap.parse_args()
     try:
-        targets(args.repeats)
         if args.first_run:
             first_run()
+        else:
+            targets(args.repeats)
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
 

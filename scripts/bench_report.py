@@ -3,7 +3,10 @@
 Measures, each in a fresh process (median of N repeats, wall time and peak RSS):
 - baseline: load the saved fit and draw only the forest plot (what `run` wrote before the
   report existed);
-- from a saved fit: `trialsynth report FIT --out DIR` (load, 7 figures, report);
+- from a saved fit with no report yet: `trialsynth report FIT --out DIR` (load, the
+  future-trial simulations, every figure, report);
+- from a saved fit whose report is current (`report.stamp.json` matches its inputs and this
+  code): `trialsynth report FIT --out DIR` (copies and re-renders the stored report);
 - cold: `trialsynth run SPEC --refit --out DIR` on a fresh folder (compile, sample, save,
   forest plot, figures and report), with the spec's [analysis]/[data]/[model]/[priors]/
   [sampler] tables only (no [sensitivity] grid);
@@ -20,30 +23,15 @@ import json
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PY = sys.executable
-TRIALSYNTH = str(Path(PY).with_name("trialsynth"))
-SPEC = ROOT / "models" / "ivig_rm.toml"
+from _bench import PY, ROOT, TRIALSYNTH, load_average, run_once
 
-WRAPPER = textwrap.dedent(
-    """
-    import json, resource, subprocess, sys, time
-    t = time.perf_counter()
-    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    proc = subprocess.run(sys.argv[1:], **quiet)
-    wall = time.perf_counter() - t
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"rc": proc.returncode, "wall": wall, "rss_mib": rss,
-                      "err": proc.stderr.decode()[-300:]}))
-    """
-)
+SPEC = ROOT / "models" / "ivig_rm.toml"
 
 FOREST_ONLY = textwrap.dedent(
     """
@@ -87,21 +75,21 @@ SPLIT = textwrap.dedent(
         rows[f"figure {spec.name}: save PNG+SVG"] = time.perf_counter() - t1
     t0 = time.perf_counter()
     files = rep.write_report(fit, sys.argv[2], analysis=meta)
-    rows["write_report (figures again + context + render)"] = time.perf_counter() - t0
-    rows["  of which context + render + write"] = files.timings["report_s"]
+    rows["write_report (simulations, figures again, context, render)"] = time.perf_counter() - t0
+    for key, label in [
+        ("assurance_s", "assurance: design_trial + updated meta-analysis + conclusion map"),
+        ("figures_s", "figures (every one, drawn and saved)"),
+        ("report_s", "context + render + write"),
+    ]:
+        rows[f"  of which {label}"] = files.timings[key]
     print(json.dumps(rows))
     """
 )
 
 
 def measure(cmd: list[str]) -> dict[str, float]:
-    out = subprocess.run(
-        [PY, "-c", WRAPPER, *cmd], capture_output=True, text=True, check=True
-    ).stdout
-    res = json.loads(out)
-    if res["rc"] != 0:
-        raise SystemExit(f"failed ({res['rc']}): {' '.join(cmd)}\n{res['err']}")
-    return res
+    """One fresh process of ``cmd`` (wall s, peak RSS MiB)."""
+    return run_once(cmd)
 
 
 def spec_without_sensitivity(folder: Path) -> Path:
@@ -129,21 +117,29 @@ def main() -> None:
         fit_dir = tmp_path / "fit"
         # a saved fit with analysis.json (and a first report) to start from
         measure([TRIALSYNTH, "run", str(spec), "--out", str(fit_dir)])
-        results: dict[str, list[dict[str, float]]] = {"baseline": [], "saved": [], "cold": []}
-        for i in range(args.repeats):
+        keys = ("baseline", "reused", "saved", "cold")
+        results: dict[str, list[dict[str, float]]] = {k: [] for k in keys}
+        loads = [load_average()]
+        for i in range(args.repeats):  # interleaved: load changes hit every task alike
             results["baseline"].append(
                 measure([PY, "-c", FOREST_ONLY, str(fit_dir), str(tmp_path / f"f{i}.png")])
             )
             out = tmp_path / f"report{i}"
-            results["saved"].append(
+            results["reused"].append(
                 measure([TRIALSYNTH, "report", str(fit_dir), "--out", str(out)])
             )
+            bare = tmp_path / f"bare{i}"  # the saved fit alone, no report yet
+            bare.mkdir()
+            for name in ("posterior.nc", "summary.json", "summary.csv", "analysis.json"):
+                shutil.copyfile(fit_dir / name, bare / name)
+            results["saved"].append(measure([TRIALSYNTH, "report", str(bare), "--out", str(out)]))
             cold = tmp_path / f"cold{i}"
             results["cold"].append(
                 measure([TRIALSYNTH, "run", str(spec), "--refit", "--out", str(cold)])
             )
-            shutil.rmtree(out)
-            shutil.rmtree(cold)
+            for folder in (out, bare, cold):
+                shutil.rmtree(folder)
+            loads.append(load_average())
         split_out = tmp_path / "split"
         split = json.loads(
             subprocess.run(
@@ -162,17 +158,20 @@ def main() -> None:
         return statistics.median(r[field] for r in results[key])
 
     base = med("baseline", "wall")
-    print(f"repeats: {args.repeats} (median), fresh process each\n")
+    print(f"repeats: {args.repeats} (median), fresh process each, interleaved")
+    print(f"load average (1, 5, 15 min) before and after each repeat: {' | '.join(loads)}\n")
     print("| task | wall s | ratio to baseline | peak RSS MiB |")
     print("| --- | ---: | ---: | ---: |")
     labels = {
         "baseline": "baseline: load saved fit, forest plot only (PNG 300 dpi)",
-        "saved": "`trialsynth report FIT` (all figures, report.html, report.md)",
+        "reused": "`trialsynth report FIT --out DIR`, report of FIT current (re-rendered)",
+        "saved": "`trialsynth report FIT --out DIR`, no report yet (simulations, figures)",
         "cold": "cold `trialsynth run --refit` (fit + all figures + report)",
     }
     for key, label in labels.items():
         w = med(key, "wall")
-        print(f"| {label} | {w:.2f} | {w / base:.2f} | {med(key, 'rss_mib'):.0f} |")
+        walls = ", ".join(f"{r['wall']:.2f}" for r in results[key])
+        print(f"| {label} | {w:.2f} [{walls}] | {w / base:.2f} | {med(key, 'rss_mib'):.0f} |")
     print("\nSplit of a report from a loaded fit (one process, seconds):\n")
     print("| phase | s |")
     print("| --- | ---: |")

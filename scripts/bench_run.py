@@ -19,27 +19,12 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PY = sys.executable
-TRIALSYNTH = str(Path(PY).with_name("trialsynth"))
-
-# Runs a command as a child and reports its wall time and peak RSS (MiB).
-WRAPPER = textwrap.dedent(
-    """
-    import json, resource, subprocess, sys, time
-    t = time.perf_counter()
-    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    rc = subprocess.run(sys.argv[1:], **quiet).returncode
-    wall = time.perf_counter() - t
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"rc": rc, "wall": wall, "rss_mib": rss}))
-    """
-)
+from _bench import MAIN_JOB_SPLIT as SPLIT
+from _bench import PY, ROOT, TRIALSYNTH, load_average, measure
 
 BASELINE = textwrap.dedent(
     """
@@ -64,56 +49,6 @@ BASELINE = textwrap.dedent(
     """
 )
 
-SPLIT = textwrap.dedent(
-    """
-    import json, time
-    t0 = time.perf_counter()
-    import pymc, arviz, nutpie  # noqa: F401
-    from trialsynth.workflow.outputs import write_outputs, write_report
-    from trialsynth.data import load
-    from trialsynth.results.fitting import fit
-    from trialsynth.models.analysis import load_spec
-    t_import = time.perf_counter() - t0
-    t = time.perf_counter()
-    spec = load_spec("models/ivig_rm.toml")
-    data = load(spec.data_source())
-    t_data = time.perf_counter() - t
-    res = fit(data, spec=spec.model_spec(data.kind), priors=spec.priors, settings=spec.sampler)
-    import tempfile, pathlib
-    from trialsynth.workflow.sensitivity import plan_sensitivity, run_sensitivity
-    folder = pathlib.Path(tempfile.mkdtemp())
-    out = write_outputs(res, folder, title=spec.title)
-    t = time.perf_counter()
-    run_sensitivity(plan_sensitivity(spec, data, folder / "sensitivity", settings=spec.sampler))
-    t_sens = time.perf_counter() - t
-    t = time.perf_counter()
-    write_report(res, folder)
-    t_report = time.perf_counter() - t
-    split = {"import": t_import, "data": t_data, **res.timings, **out,
-             "sensitivity (24 scenarios)": t_sens, "report (figures, html, md)": t_report,
-             "total": time.perf_counter() - t0}
-    print(json.dumps(split))
-    """
-)
-
-
-def measure(cmd: list[str], repeats: int, *, fresh_out: bool = False) -> dict[str, float]:
-    runs = []
-    for _ in range(repeats):
-        extra = ["--out", tempfile.mkdtemp(prefix="bench-cold-")] if fresh_out else []
-        p = subprocess.run(
-            [PY, "-c", WRAPPER, *cmd, *extra], cwd=ROOT, capture_output=True, text=True, check=True
-        )
-        r = json.loads(p.stdout)
-        if r["rc"] != 0:
-            raise SystemExit(f"command failed: {' '.join(cmd)}")
-        runs.append(r)
-    return {
-        "wall": statistics.median(r["wall"] for r in runs),
-        "rss_mib": statistics.median(r["rss_mib"] for r in runs),
-        "walls": [round(r["wall"], 2) for r in runs],
-    }
-
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -121,9 +56,10 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(tempfile.mkdtemp(prefix="bench-run-"))
 
+    load_before = load_average()
     baseline = measure([PY, "-c", BASELINE], args.repeats)
     run = [TRIALSYNTH, "run", "models/ivig_rm.toml"]
-    cold = measure(run, args.repeats, fresh_out=True)
+    cold = measure(run, args.repeats, out_in=Path(tempfile.mkdtemp(prefix="bench-cold-")))
     subprocess.run([*run, "--out", str(out)], cwd=ROOT, capture_output=True, check=True)
     warm = measure([*run, "--out", str(out)], args.repeats)
     splits = []
@@ -133,6 +69,7 @@ def main() -> None:
     split = {k: statistics.median(s.get(k, 0.0) for s in splits) for k in splits[0]}
 
     n = args.repeats
+    print(f"load average (1, 5, 15 min): before {load_before}, after {load_average()}\n")
     print(
         f"| what (fresh process each, median of {n}) | wall s | ratio to baseline | peak RSS MiB |"
     )

@@ -266,6 +266,42 @@ def test_committed_report_is_current(name) -> None:
         assert (folder / f["png"]).is_file() and (folder / f["svg"]).is_file()
 
 
+def _report_files(folder: Path) -> dict[str, bytes]:
+    names = ["report.json", "report.md", "report.html", "figures"]
+    paths = [p for n in names for p in ([folder / n] if n != "figures" else (folder / n).iterdir())]
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(paths)}
+
+
+def test_report_of_an_unchanged_fit_is_reused(tmp_path) -> None:
+    """A second ``report FIT`` of the same inputs re-renders the stored report: same bytes."""
+    from trialsynth.report.stamp import STAMP_FILE
+
+    data = load("crins2014")
+    res = fit(
+        data, spec=ModelSpec.from_options("normal-normal", data_kind=data.kind), engine="exact"
+    )
+    fit_dir = tmp_path / "fit"
+    res.save(fit_dir)
+    rep.write_analysis_meta(fit_dir, rep.analysis_meta(name="crins2014", question="Q1?"))
+    first = rep.report_from_folder(fit_dir)
+    assert "figures_s" in first.timings and (fit_dir / STAMP_FILE).is_file()
+    reused = rep.report_from_folder(fit_dir, tmp_path / "copy")
+    assert "reused_s" in reused.timings and "figures_s" not in reused.timings
+    # the reused copy is byte for byte what a full redraw writes
+    (fit_dir / STAMP_FILE).unlink()
+    redrawn = rep.report_from_folder(fit_dir, tmp_path / "redrawn")
+    assert "figures_s" in redrawn.timings
+    assert _report_files(tmp_path / "copy") == _report_files(tmp_path / "redrawn")
+    # a changed input (the question in analysis.json) is drawn and written again
+    rep.write_analysis_meta(fit_dir, rep.analysis_meta(name="crins2014", question="Q2?"))
+    again = rep.report_from_folder(fit_dir, tmp_path / "redrawn")
+    assert "figures_s" in again.timings and "Q2?" in again.markdown.read_text()
+    # a report missing one of its figures is not reused
+    (tmp_path / "redrawn" / "figures" / "tau.svg").unlink()
+    assert "figures_s" in rep.report_from_folder(fit_dir, tmp_path / "redrawn").timings
+    assert (tmp_path / "redrawn" / "figures" / "tau.svg").is_file()
+
+
 # ------------------------------------------------------------------ command line
 
 
@@ -311,6 +347,16 @@ def test_run_writes_the_report_and_refreshes_it(tmp_path, capsys) -> None:
     assert "First question?" in (out / "report.md").read_text()
     assert json.loads((out / "analysis.json").read_text())["question"] == "First question?"
     assert rep.is_current(out)
+    # `report FIT` of the unchanged folder reuses the report `run` wrote (fit in memory),
+    # and that report is the one a redraw from the saved fit writes
+    reused = rep.report_from_folder(out, tmp_path / "copy")
+    assert "reused_s" in reused.timings
+    redraw = tmp_path / "redraw"
+    redraw.mkdir()
+    for name in ("posterior.nc", "summary.json", "summary.csv", "analysis.json"):
+        shutil.copyfile(out / name, redraw / name)
+    assert "figures_s" in rep.report_from_folder(redraw).timings
+    assert _report_files(redraw) == _report_files(tmp_path / "copy")
     # an edited question: the saved fit is reused, the report is written again
     spec.write_text(SPEC.format(question="Second question?"))
     assert main(["run", str(spec), "--out", str(out)]) == 0

@@ -9,6 +9,7 @@ finishes the renames. The folder holds the old set or the new set, never a mix.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -21,6 +22,15 @@ TEMP_PREFIX = ".trialsynth-tmp-"
 Writer = Callable[[Path], None]
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write_text(path: Path, text: str) -> None:

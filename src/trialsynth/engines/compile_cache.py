@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from trialsynth.core.files import atomic_write_text
+from trialsynth.core.files import sha256_file as _sha256
 from trialsynth.engines.nutpie_wrappers import WRAPPER_VERSION
 
 #: Environment variable that moves the cache folder.
@@ -141,14 +142,6 @@ class CacheReport:
             f"compile cache: {len(self.damaged)} damaged file(s) in {self.folder} "
             f"({names}) were deleted and compiled again"
         )
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @contextlib.contextmanager

@@ -40,6 +40,13 @@ from trialsynth.report.context import (
 )
 from trialsynth.report.pdf import html_to_pdf, save_pdf_figure
 from trialsynth.report.sof import sof_csv
+from trialsynth.report.stamp import (
+    STAMP_FILE,
+    clear_stamp,
+    input_stamp,
+    reusable,
+    write_stamp,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -398,12 +405,16 @@ def write_report(
     formats: tuple[str, ...] = ("html", "md"),
     figure_formats: tuple[str, ...] = ("png", "svg"),
     bias: dict[str, Any] | None = None,
+    stamp: dict[str, Any] | None = None,
 ) -> ReportFiles:
     """Draw the figures and write ``report.json``, ``report.md`` and ``report.html`` in ``out``.
 
     ``"pdf"`` in ``formats`` also prints ``report.html`` to a paginated ``report.pdf``
     (:func:`trialsynth.report.pdf.html_to_pdf`); ``figure_formats`` as in
-    :func:`make_figures`.
+    :func:`make_figures`. ``stamp`` (:func:`~trialsynth.report.stamp.input_stamp` of the
+    FIT folder ``fit`` was loaded from) is stored last, so that an unchanged fit's next
+    ``report FIT`` reuses this report (:func:`report_from_folder`); any previous stamp in
+    ``out`` is removed first.
 
     Parameters
     ----------
@@ -425,6 +436,7 @@ def write_report(
     folder = Path(out)
     bias = find_bias(folder, fit.provenance["data_sha256"]) if bias is None else bias
     folder.mkdir(parents=True, exist_ok=True)
+    clear_stamp(folder)
     meta = analysis or analysis_meta(name=str(fit.provenance["data_name"]))
     t0 = time.perf_counter()
     design, design_note = future_trial(fit)
@@ -476,6 +488,8 @@ def write_report(
     if "pdf" in formats:
         html_to_pdf(paths["html"], folder / "report.pdf")
     t_pdf = time.perf_counter() - t_pdf
+    if stamp is not None:
+        write_stamp(folder, stamp)
     return ReportFiles(
         folder=folder,
         html=paths["html"],
@@ -492,6 +506,50 @@ def write_report(
     )
 
 
+def rerender(
+    context: dict[str, Any], source: Path, out: Path, formats: tuple[str, ...]
+) -> ReportFiles:
+    """Write the report of a stored ``report.json`` (from ``source``) into ``out``.
+
+    No figure is drawn and nothing is simulated: the figures listed in ``context`` are
+    copied from ``source`` when ``out`` is another folder, and ``report.md``,
+    ``report.html`` (and ``report.pdf`` if asked) are rendered from ``context``, as
+    :func:`write_report` renders them from the same JSON.
+    """
+    import shutil
+
+    from trialsynth.core.files import atomic_write_text
+
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    names = ["report.json"] + [
+        f[k] for f in context["figures"] for k in ("png", "svg", "pdf") if k in f
+    ]
+    if out.resolve() != source.resolve():
+        clear_stamp(out)
+        (out / "figures").mkdir(exist_ok=True)
+        for name in names:
+            if (source / name).is_file():
+                shutil.copyfile(source / name, out / name)
+    atomic_write_text(out / "report.md", render_markdown(context))
+    atomic_write_text(out / "report.html", render_html(context, out))
+    if context.get("sof"):
+        atomic_write_text(out / "sof.csv", sof_csv(context["sof"]))
+    t_render = time.perf_counter() - t0
+    if "pdf" in formats:
+        html_to_pdf(out / "report.html", out / "report.pdf")
+    if out.resolve() != source.resolve():
+        shutil.copyfile(source / STAMP_FILE, out / STAMP_FILE)
+    return ReportFiles(
+        folder=out,
+        html=out / "report.html",
+        markdown=out / "report.md",
+        context=out / "report.json",
+        figures=[out / f[kind] for f in context["figures"] for kind in ("png", "svg")],
+        timings={"reused_s": t_render, "pdf_s": time.perf_counter() - t0 - t_render},
+    )
+
+
 def report_from_folder(
     fit_dir: str | Path,
     out: str | Path | None = None,
@@ -499,12 +557,23 @@ def report_from_folder(
     formats: tuple[str, ...] = ("html", "md"),
     figure_formats: tuple[str, ...] = ("png", "svg"),
 ) -> ReportFiles:
-    """Make the report of a saved fit (``trialsynth report FIT [--out DIR] [--format ...]``)."""
-    from trialsynth.results.base import FitResult
+    """Make the report of a saved fit (``trialsynth report FIT [--out DIR] [--format ...]``).
 
+    When ``out`` (or else ``fit_dir``) already holds a report made from these very inputs
+    by this code (:mod:`trialsynth.report.stamp`), that report is re-rendered (and copied)
+    instead of drawn and simulated again: same files, in well under the time.
+    """
     fit_dir = Path(fit_dir)
+    target = Path(out) if out is not None else fit_dir
     if not (fit_dir / "posterior.nc").is_file():
         raise ReportError(f"{fit_dir}: no posterior.nc (a FIT folder is the output of fit/run)")
+    stamp = input_stamp(fit_dir, figure_formats)
+    for source in dict.fromkeys((target, fit_dir)):
+        context = reusable(source, stamp)
+        if context is not None:
+            return rerender(context, source, target, formats)
+    from trialsynth.results.base import FitResult  # heavy (xarray, arviz): only to redraw
+
     fit = FitResult.load(fit_dir)
     meta = read_analysis_meta(fit_dir, fit)
     from trialsynth.report.bias_section import find_bias
@@ -512,12 +581,13 @@ def report_from_folder(
     bias = find_bias(fit_dir, fit.provenance["data_sha256"])
     return write_report(
         fit,
-        out or fit_dir,
+        target,
         analysis=meta,
         sensitivity=find_sensitivity(fit_dir),
         bias=bias,
         formats=formats,
         figure_formats=figure_formats,
+        stamp=stamp,
     )
 
 

@@ -24,8 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from trialsynth.core.errors import TrialsynthError
 from trialsynth.core.files import TEMP_PREFIX, commit_files, recover
-from trialsynth.engines.select import choose_engine
-from trialsynth.models.spec import resolve_priors
 from trialsynth.report.context import find_sensitivity
 from trialsynth.report.forest import forest_plot
 from trialsynth.report.report import (
@@ -35,7 +33,7 @@ from trialsynth.report.report import (
     write_analysis_meta,
 )
 from trialsynth.report.report import write_report as report_files
-from trialsynth.results.provenance import analysis_key, provenance_key_fields
+from trialsynth.report.stamp import input_stamp
 
 if TYPE_CHECKING:
     from trialsynth.core.settings import SamplerSettings
@@ -184,6 +182,8 @@ def prepare_output(
         raise OutputError(f"{err} (or choose another {option})") from None
     if saved is None:
         return out
+    from trialsynth.results.provenance import analysis_key  # heavy: results, priors, scipy
+
     same = (
         saved.key == analysis_key(provenance)
         if saved.key is not None
@@ -213,6 +213,11 @@ def check_output(
 
     ``engine`` may be ``auto`` (resolved here as the fit will resolve it).
     """
+    # here, not at the top: `report FIT` imports this module and needs no engine (scipy.stats)
+    from trialsynth.engines.select import choose_engine
+    from trialsynth.models.spec import resolve_priors
+    from trialsynth.results.provenance import provenance_key_fields
+
     chosen = choose_engine(engine, spec, resolve_priors(spec, data, priors))
     fields = provenance_key_fields(data, spec, priors, settings, engine=chosen)
     prepare_output(folder, fields, force=force, option=option)
@@ -298,6 +303,8 @@ def write_report(
         sensitivity=find_sensitivity(folder),
         formats=formats[0],
         figure_formats=formats[1],
+        # every input file is in place: an unchanged fit's `report FIT` reuses this report
+        stamp=input_stamp(folder, formats[1]),
     )
     return files.timings
 

@@ -1,0 +1,123 @@
+"""Reuse of a current report: ``report.stamp.json`` says what a report was made from.
+
+A report is a deterministic function of the FIT folder's files (``posterior.nc``,
+``summary.json``, ``analysis.json``, the sensitivity rows, ``bias.json``), of this code
+(trialsynth's source, templates and shipped data) and of the plotting stack's versions. Its
+slow part is not the text but the analyses behind it (the assurance simulations of the next
+trial, the conclusion map, the rank test) and the figures. So when the stamp of an existing
+report equals the stamp of the inputs now, ``report FIT`` does not draw or simulate again:
+it re-renders ``report.md``/``report.html`` from the stored ``report.json`` and the stored
+figures (rendering is a pure function of those, see :mod:`trialsynth.report.report`), and
+copies them when the report goes to another folder. Any changed byte of any input, any
+edit of the code, another package version, or figure formats the stored report lacks make
+the stamps differ, and the report is made again from scratch.
+
+Deleting ``report.stamp.json`` forces a full redraw.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from trialsynth.core.files import sha256_file
+
+#: The stamp's file name in a report folder.
+STAMP_FILE = "report.stamp.json"
+#: Files of a FIT folder the report is made from (each hashed when present).
+INPUT_FILES = (
+    "posterior.nc",
+    "summary.json",
+    "analysis.json",
+    "bias.json",
+    "sensitivity.json",
+    "sensitivity/sensitivity.json",
+)
+#: Packages whose output is in the figures or the text (their versions are stamped).
+STACK = ("matplotlib", "arviz-plots", "arviz-stats", "numpy", "scipy", "jinja2", "pillow")
+
+
+@functools.cache
+def code_digest() -> str:
+    """sha256 over every file of the installed trialsynth package (source, templates, data).
+
+    Hashing the code rather than trusting the version number means an edited figure or
+    template is never hidden behind a reused report during development.
+    """
+    import trialsynth
+
+    root = Path(trialsynth.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in STACK:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def input_stamp(fit_dir: str | Path, figure_formats: tuple[str, ...]) -> dict[str, Any]:
+    """The stamp of a report of the FIT folder ``fit_dir`` with ``figure_formats``."""
+    from trialsynth.report.context import REPORT_FORMAT
+
+    folder = Path(fit_dir)
+    return {
+        "report_format": REPORT_FORMAT,
+        "code": code_digest(),
+        "versions": _versions(),
+        "inputs": {
+            name: sha256_file(folder / name) for name in INPUT_FILES if (folder / name).is_file()
+        },
+        "figure_formats": sorted({"png", "svg", *figure_formats}),
+    }
+
+
+def write_stamp(folder: str | Path, stamp: dict[str, Any]) -> Path:
+    """Store ``stamp`` in ``folder`` (after every file of the report is written)."""
+    from trialsynth.core.files import atomic_write_text
+
+    path = Path(folder) / STAMP_FILE
+    atomic_write_text(path, json.dumps(stamp, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def clear_stamp(folder: str | Path) -> None:
+    """Remove the stamp before a report is rewritten (a half-rewritten report is never reused)."""
+    (Path(folder) / STAMP_FILE).unlink(missing_ok=True)
+
+
+def reusable(folder: str | Path, stamp: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored ``report.json`` of ``folder`` if its report was made from ``stamp``'s inputs.
+
+    The stored stamp must equal ``stamp`` except that it may hold more figure formats, and
+    every figure file that ``report.json`` lists must exist. None otherwise.
+    """
+    folder = Path(folder)
+    try:
+        stored = json.loads((folder / STAMP_FILE).read_text(encoding="utf-8"))
+        context = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict) or not isinstance(context, dict):
+        return None
+    same = all(stored.get(k) == v for k, v in stamp.items() if k != "figure_formats")
+    if not same or not set(stamp["figure_formats"]) <= set(stored.get("figure_formats", [])):
+        return None
+    kinds = stamp["figure_formats"]
+    files = [f.get(k) for f in context.get("figures", []) for k in kinds]
+    if not all(isinstance(f, str) and (folder / f).is_file() for f in files):
+        return None
+    return context
