@@ -132,12 +132,14 @@ def main() -> None:
             bare.mkdir()
             for name in ("posterior.nc", "summary.json", "summary.csv", "analysis.json"):
                 shutil.copyfile(fit_dir / name, bare / name)
-            results["saved"].append(measure([TRIALSYNTH, "report", str(bare), "--out", str(out)]))
+            # into a new folder: `out` now holds a current report of the same inputs
+            fresh = tmp_path / f"fresh{i}"
+            results["saved"].append(measure([TRIALSYNTH, "report", str(bare), "--out", str(fresh)]))
             cold = tmp_path / f"cold{i}"
             results["cold"].append(
                 measure([TRIALSYNTH, "run", str(spec), "--refit", "--out", str(cold)])
             )
-            for folder in (out, bare, cold):
+            for folder in (out, bare, fresh, cold):
                 shutil.rmtree(folder)
             loads.append(load_average())
         split_out = tmp_path / "split"

@@ -287,6 +287,11 @@ def test_report_of_an_unchanged_fit_is_reused(tmp_path) -> None:
     assert "figures_s" in first.timings and (fit_dir / STAMP_FILE).is_file()
     reused = rep.report_from_folder(fit_dir, tmp_path / "copy")
     assert "reused_s" in reused.timings and "figures_s" not in reused.timings
+    # an edited copy is not reused: the intact report of the FIT folder is copied again
+    edited = tmp_path / "copy" / "report.json"
+    edited.write_text(edited.read_text().replace("crins2014", "edited"))
+    assert "reused_s" in rep.report_from_folder(fit_dir, tmp_path / "copy").timings
+    assert edited.read_bytes() == (fit_dir / "report.json").read_bytes()
     # the reused copy is byte for byte what a full redraw writes
     (fit_dir / STAMP_FILE).unlink()
     redrawn = rep.report_from_folder(fit_dir, tmp_path / "redrawn")

@@ -105,8 +105,8 @@ def warm(
 ) -> None:
     """Compile the MCMC models of analysis specs and their sensitivity grids (no sampling).
 
-    ./setup.sh runs it for the shipped analyses, so a new user's first run finds them
-    compiled. A structure already in the cache takes about a second.
+    Run it ahead of a first run to find the models compiled (./setup.sh does not: see
+    ARCHITECTURE.md, "Speed choices"). A structure already in the cache takes about a second.
     """
     from trialsynth.engines.mcmc import compile_report, compiled_model
     from trialsynth.models.pymc import structure_key

@@ -567,6 +567,9 @@ def report_from_folder(
     target = Path(out) if out is not None else fit_dir
     if not (fit_dir / "posterior.nc").is_file():
         raise ReportError(f"{fit_dir}: no posterior.nc (a FIT folder is the output of fit/run)")
+    from trialsynth.core.files import recover
+
+    recover(fit_dir)  # finish a save interrupted after its commit point, before hashing
     stamp = input_stamp(fit_dir, figure_formats)
     for source in dict.fromkeys((target, fit_dir)):
         context = reusable(source, stamp)

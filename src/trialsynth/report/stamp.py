@@ -86,12 +86,27 @@ def input_stamp(fit_dir: str | Path, figure_formats: tuple[str, ...]) -> dict[st
 
 
 def write_stamp(folder: str | Path, stamp: dict[str, Any]) -> Path:
-    """Store ``stamp`` in ``folder`` (after every file of the report is written)."""
+    """Store ``stamp`` in ``folder`` once every file of the report is written.
+
+    The sha256 of ``report.json`` and of each figure file it lists are stored with it, so a
+    report edited or damaged since is made again rather than reused.
+    """
     from trialsynth.core.files import atomic_write_text
 
-    path = Path(folder) / STAMP_FILE
-    atomic_write_text(path, json.dumps(stamp, indent=1, sort_keys=True) + "\n")
+    folder = Path(folder)
+    path = folder / STAMP_FILE
+    outputs = {name: sha256_file(folder / name) for name in _output_files(folder)}
+    atomic_write_text(
+        path, json.dumps(stamp | {"outputs": outputs}, indent=1, sort_keys=True) + "\n"
+    )
     return path
+
+
+def _output_files(folder: Path) -> list[str]:
+    """``report.json`` and every figure file it lists (paths relative to ``folder``)."""
+    context = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    kinds = ("png", "svg", "pdf")
+    return ["report.json"] + [f[k] for f in context.get("figures", []) for k in kinds if k in f]
 
 
 def clear_stamp(folder: str | Path) -> None:
@@ -102,8 +117,9 @@ def clear_stamp(folder: str | Path) -> None:
 def reusable(folder: str | Path, stamp: dict[str, Any]) -> dict[str, Any] | None:
     """The stored ``report.json`` of ``folder`` if its report was made from ``stamp``'s inputs.
 
-    The stored stamp must equal ``stamp`` except that it may hold more figure formats, and
-    every figure file that ``report.json`` lists must exist. None otherwise.
+    The stored stamp must equal ``stamp`` except that it may hold more figure formats, every
+    figure file that ``report.json`` lists must exist, and ``report.json`` and those files
+    must be the bytes the stamp recorded. None otherwise.
     """
     folder = Path(folder)
     try:
@@ -120,4 +136,9 @@ def reusable(folder: str | Path, stamp: dict[str, Any]) -> dict[str, Any] | None
     files = [f.get(k) for f in context.get("figures", []) for k in kinds]
     if not all(isinstance(f, str) and (folder / f).is_file() for f in files):
         return None
+    outputs = stored.get("outputs")
+    if not isinstance(outputs, dict) or set(outputs) != set(_output_files(folder)):
+        return None
+    if any(sha256_file(folder / name) != sha for name, sha in outputs.items()):
+        return None  # edited or damaged since it was written
     return context
