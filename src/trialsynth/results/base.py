@@ -36,8 +36,27 @@ if TYPE_CHECKING:
     from trialsynth.models.problem import Problem
 from trialsynth.results.queries import Answer, ask
 
-#: ``summary()`` entries that layers above results compute and a saved fit keeps.
-EXTRA_KEYS = ("absolute",)
+#: ``summary()`` entries that layers above results compute, each with its place in the
+#: summary: a saved fit keeps them (``summary.json``) and :meth:`FitResult.load` restores them.
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "absolute": ("absolute",),  # analysis.absolute.attach_absolute
+    "bias_unadjusted": ("bias_adjustment", "unadjusted"),  # workflow.fit.unadjusted
+}
+_MISSING = object()
+
+
+def _get_path(tree: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return _MISSING
+        tree = tree[key]
+    return tree
+
+
+def _put_path(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        tree = tree[key]
+    tree[path[-1]] = value
 
 
 def _stats(x: np.ndarray) -> dict[str, float]:
@@ -78,7 +97,7 @@ class FitResult:
     extras : dict
         Summary entries computed by the layers above from this posterior (``absolute``:
         :func:`trialsynth.analysis.absolute.attach_absolute`); part of ``summary()`` and
-        ``summary.json``, restored by :meth:`load` (keys in :data:`EXTRA_KEYS`).
+        ``summary.json``, restored by :meth:`load` (keys and places in :data:`EXTRAS`).
     """
 
     tree: xr.DataTree
@@ -252,7 +271,9 @@ class FitResult:
             out["published_reference"] = prov["reference"]
         if "bias_adjustment" in prov:
             out["bias_adjustment"] = self._bias_summary()
-        out |= {k: v for k, v in self.extras.items() if k in EXTRA_KEYS}
+        for key, path in EXTRAS.items():
+            if key in self.extras and _get_path(out, path[:-1]) is not _MISSING:
+                _put_path(out, path, self.extras[key])
         return self._refine(out)
 
     def _bias_summary(self) -> dict[str, Any]:
@@ -265,8 +286,8 @@ class FitResult:
             # overstate the benefit (exp of the mean bias in the benefit direction)
             "bias_mean": _stats(b),
             "overstatement": _or_stats(sign * b),
-            # the same model without the adjustment, when the workflow fitted it
-            "unadjusted": self.extras.get("bias_unadjusted"),
+            # the same model without the adjustment, when the workflow fitted it (EXTRAS)
+            "unadjusted": None,
         }
 
     def _subgroup_summary(self) -> dict[str, Any]:
@@ -529,7 +550,9 @@ class FitResult:
         if kind is None or not isinstance(d, dict):
             raise ResultError(f"{nc}: unknown engine {provenance.get('engine')!r}")
         result = kind._from_saved(tree, provenance, saved)
-        result.extras = {k: saved[k] for k in EXTRA_KEYS if k in saved}
-        if "unadjusted" in saved.get("bias_adjustment", {}):  # (see workflow.fit.unadjusted)
-            result.extras["bias_unadjusted"] = saved["bias_adjustment"]["unadjusted"]
+        result.extras = {
+            key: value
+            for key, path in EXTRAS.items()
+            if (value := _get_path(saved, path)) is not _MISSING
+        }
         return result
