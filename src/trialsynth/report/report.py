@@ -25,6 +25,7 @@ import base64
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -210,6 +211,7 @@ def make_figures(
     figure_formats: tuple[str, ...] = ("png", "svg"),
     extra: list[FigureSpec] | None = None,
     bias: dict[str, Any] | None = None,
+    later: Callable[[], tuple[Any, list[FigureSpec]]] | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Draw and save every figure that applies to ``fit`` in ``folder/figures``.
 
@@ -218,7 +220,10 @@ def make_figures(
 
     With ``sensitivity`` rows, the sensitivity figure (``plots.sensitivity_plot``) too; with
     a ``design`` (:class:`~trialsynth.analysis.assurance.DesignResult`), the assurance curve;
-    ``extra`` figures (:func:`next_trial_figures`) last.
+    ``extra`` figures (:func:`next_trial_figures`) last. ``later`` returns the ``design`` and
+    the ``extra`` figures when they are still being computed (:func:`write_report` runs the
+    future-trial analyses beside the drawing): it is called once the fit's own figures are
+    drawn, and the order of the figures is the same either way.
 
     Returns
     -------
@@ -228,12 +233,7 @@ def make_figures(
     float
         Seconds spent.
     """
-    import matplotlib.pyplot as plt
-
-    from trialsynth.report.style import save_figure
-
     t0 = time.perf_counter()
-    out = []
     options = {
         "treatment": analysis.get("treatment") or "treatment",
         "control": analysis.get("control") or "control",
@@ -252,6 +252,18 @@ def make_figures(
                 lambda _fit, **_kw: sensitivity_plot(sensitivity),
             )
         )
+    out = _draw_all(fit, folder, specs, options, figure_formats)
+    if later is not None:
+        design, extra = later()
+    out += _draw_all(fit, folder, _later_specs(design, extra, bias), options, figure_formats)
+    return out, time.perf_counter() - t0
+
+
+def _later_specs(
+    design: Any, extra: list[FigureSpec] | None, bias: dict[str, Any] | None
+) -> list[FigureSpec]:
+    """The figures after the fit's own: assurance, ``extra`` and a bias analysis's."""
+    specs = []
     if design is not None:
         from trialsynth.report.plots import assurance_plot
 
@@ -274,6 +286,22 @@ def make_figures(
             FigureSpec(name, title, caption, "bias", lambda _fit, f=fig, **_kw: f)
             for name, title, caption, fig in bias_figures(bias)
         ]
+    return specs
+
+
+def _draw_all(
+    fit: FitResult,
+    folder: str | Path,
+    specs: list[FigureSpec],
+    options: dict[str, Any],
+    figure_formats: tuple[str, ...],
+) -> list[dict[str, Any]]:
+    """Draw and save ``specs`` in order; the entries of :func:`make_figures`."""
+    import matplotlib.pyplot as plt
+
+    from trialsynth.report.style import save_figure
+
+    out = []
     for spec in specs:
         fig = spec.draw(fit, **{k: options[k] for k in spec.kwargs})
         try:
@@ -291,7 +319,7 @@ def make_figures(
                 **{kind: f"figures/{path.name}" for kind, path in paths.items()},
             }
         )
-    return out, time.perf_counter() - t0
+    return out
 
 
 def next_trial_figures(updated: Any = None, cmap: Any = None, cum: Any = None) -> list[FigureSpec]:
@@ -396,6 +424,17 @@ class ReportFiles:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def _future_analyses(fit: FitResult) -> tuple[Any, str, Any, str, Any, float]:
+    """The report's future-trial analyses: design, updated design, conclusion map, seconds."""
+    from trialsynth.report.next_trial import conclusion_for, updated_future
+
+    t0 = time.perf_counter()
+    design, design_note = future_trial(fit)
+    updated, updated_note = updated_future(fit, list(ASSURANCE_SIZES))
+    cmap = None if updated is None else conclusion_for(fit, updated)
+    return design, design_note, updated, updated_note, cmap, time.perf_counter() - t0
+
+
 def write_report(
     fit: FitResult,
     out: str | Path,
@@ -431,7 +470,7 @@ def write_report(
     """
     from trialsynth.core.files import atomic_write_text
     from trialsynth.report.bias_section import find_bias
-    from trialsynth.report.next_trial import conclusion_for, cumulative_for, updated_future
+    from trialsynth.report.next_trial import cumulative_for
 
     folder = Path(out)
     bias = find_bias(folder, fit.provenance["data_sha256"]) if bias is None else bias
@@ -439,23 +478,27 @@ def write_report(
     clear_stamp(folder)
     meta = analysis or analysis_meta(name=str(fit.provenance["data_name"]))
     t0 = time.perf_counter()
-    design, design_note = future_trial(fit)
-    updated, updated_note = updated_future(fit, list(ASSURANCE_SIZES))
-    cmap = None if updated is None else conclusion_for(fit, updated)
-    t_design = time.perf_counter() - t0
-    t0 = time.perf_counter()
     cum = cumulative_for(fit, meta["cumulative"]) if meta.get("cumulative") else None
     t_cum = time.perf_counter() - t0
-    figures, t_fig = make_figures(
-        fit,
-        folder,
-        analysis=meta,
-        sensitivity=sensitivity,
-        design=design,
-        figure_formats=figure_formats,
-        extra=next_trial_figures(updated, cmap, cum),
-        bias=bias,
-    )
+    # The future-trial analyses are numpy work that releases the GIL: a second thread runs
+    # them while this one draws the fit's own figures (same numbers, seeded, pure).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(_future_analyses, fit)
+
+        def later() -> tuple[Any, list[FigureSpec]]:
+            design, _note, updated, _unote, cmap, _t = future.result()
+            return design, next_trial_figures(updated, cmap, cum)
+
+        figures, t_fig = make_figures(
+            fit,
+            folder,
+            analysis=meta,
+            sensitivity=sensitivity,
+            figure_formats=figure_formats,
+            bias=bias,
+            later=later,
+        )
+        design, design_note, updated, updated_note, _cmap, t_design = future.result()
     t0 = time.perf_counter()
     context = build_context(
         fit,
