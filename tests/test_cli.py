@@ -242,8 +242,13 @@ def test_strict_failure_message_is_one_line(capsys, monkeypatch, fitted) -> None
 
 
 def _spec_copy(tmp_path: Path, out: Path) -> Path:
-    """models/ivig_rm.toml with [output] dir in tmp_path and small draws."""
+    """models/ivig_rm.toml with [output] dir in tmp_path, small draws and no [sensitivity].
+
+    The tests below are of reuse, refit and seeds; `run` with the spec's sensitivity grid is
+    tested in test_sensitivity.py and, end to end in fresh processes, in test_same_draws.py.
+    """
     text = (MODELS / "ivig_rm.toml").read_text(encoding="utf-8")
+    text = text[: text.index("\n# Sensitivity:")] + "\n"
     for pattern, repl in [
         (r'(?m)^dir = ".*"$', f"dir = {json.dumps(str(out))}"),
         (r"(?m)^draws = \d+$", "draws = 300"),

@@ -16,6 +16,7 @@ import pytest
 from scipy import integrate, stats
 from scipy.special import expit
 
+import trialsynth.analysis.loo as loo
 from conftest import run_cli
 from trialsynth.analysis.loo import (
     CompareError,
@@ -146,9 +147,15 @@ def large_tau():
     return simulated(12, tau=1.0, seed=5)
 
 
+@pytest.fixture(scope="module")
+def large_tau_comparison(large_tau):
+    """normal vs common-effect on ``large_tau`` (24 leave-one-out refits: made once)."""
+    return compare_models(large_tau, "normal,common-effect", priors=PriorSet(), settings=SETTINGS)
+
+
 @pytest.mark.mcmc
-def test_common_effect_loses_to_random_effects_when_tau_is_large(large_tau):
-    comp = compare_models(large_tau, "normal,common-effect", settings=SETTINGS)
+def test_common_effect_loses_to_random_effects_when_tau_is_large(large_tau, large_tau_comparison):
+    comp = large_tau_comparison
     rows = {r["model"]: r for r in comp.rows()}
     assert rows["normal"]["rank"] == 0
     ce = rows["common-effect"]
@@ -181,13 +188,27 @@ def test_parse_models():
 
 
 @pytest.mark.mcmc
-def test_cli_compare_json(large_tau, tmp_path):
+def test_cli_compare_json(large_tau, large_tau_comparison, tmp_path, monkeypatch):
     csv = tmp_path / "sim.csv"
     frame = large_tau.to_frame()[["study", "events_t", "n_t", "events_c", "n_c"]]
     frame.to_csv(csv, index=False)
-    code, stdout, stderr = run_cli(
-        ["compare", str(csv), "--models", "normal,common-effect", "--draws", "500", "--json"]
-    )
+    # The CLI parses, calls compare_models and renders: it must call it with these data,
+    # models, priors and settings (asserted), and then renders the comparison made above
+    # (whose numbers the test before checks) instead of refitting all 24 leave-one-out fits.
+    asked = []
+
+    def made_above(trials, specs, **kwargs):
+        kwargs.pop("progress")
+        asked.append(kwargs)
+        assert trials.sha256 == large_tau.sha256
+        assert specs == parse_models("normal,common-effect", large_tau)
+        assert kwargs == {"priors": PriorSet(), "settings": SETTINGS, "k_threshold": None}
+        return large_tau_comparison
+
+    monkeypatch.setattr(loo, "compare_models", made_above)
+    options = ["--models", "normal,common-effect", "--draws", "1000", "--tune", "500"]
+    options += ["--seed", "21"]
+    code, stdout, stderr = run_cli(["compare", str(csv), *options, "--json"])
     assert code == 0, stderr
     rows = [json.loads(line) for line in stdout.splitlines()]
     assert [r["model"] for r in rows] == ["normal", "common-effect"]
@@ -196,10 +217,10 @@ def test_cli_compare_json(large_tau, tmp_path):
             r
         )
         assert len(r["trials"]) == 12 and all(t["refit"] for t in r["trials"])
-    code, stdout, _ = run_cli(
-        ["compare", str(csv), "--models", "normal,common-effect", "--draws", "500"]
-    )
+    assert rows == [json.loads(json.dumps(r)) for r in large_tau_comparison.rows()]
+    code, stdout, _ = run_cli(["compare", str(csv), *options])
     assert code == 0 and "elpd_loo" in stdout and "12/12" in stdout
+    assert len(asked) == 2
 
 
 @pytest.mark.parametrize(

@@ -38,8 +38,12 @@ def test_fit_summary_equals_arviz_summary(ivig_bn) -> None:
     import arviz_stats as azs
 
     table = azs.summary(
-        ivig_bn.tree, var_names=["mu", "tau", "theta_new"], kind="stats",
-        round_to="none", ci_prob=0.95, ci_kind="eti",
+        ivig_bn.tree,
+        var_names=["mu", "tau", "theta_new"],
+        kind="stats",
+        round_to="none",
+        ci_prob=0.95,
+        ci_kind="eti",
     )
     s = ivig_bn.summary()
     for name in ("mu", "tau", "theta_new"):
