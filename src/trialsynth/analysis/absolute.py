@@ -147,7 +147,11 @@ def _nnt(diff: dict[str, float], direction: str) -> dict[str, Any]:
 
 
 def _setting(
-    effect: FloatArray, pc: FloatArray, mcid: float | None, direction: str
+    effect: FloatArray,
+    pc: FloatArray,
+    mcid: float | None,
+    direction: str,
+    mcse: Callable[[NDArray[np.bool_]], float],
 ) -> dict[str, Any]:
     """Treatment risk, difference, NNT and probabilities for one relative effect.
 
@@ -165,15 +169,15 @@ def _setting(
         "p_benefit": float(np.mean(benefit > 0)),
         "p_difference_gt_mcid": None if mcid is None else float(np.mean(benefit > mcid)),
         "mcse": {
-            "p_benefit": _mcse(benefit > 0),
-            "p_difference_gt_mcid": None if mcid is None else _mcse(benefit > mcid),
+            "p_benefit": _mcse(benefit > 0, mcse),
+            "p_difference_gt_mcid": None if mcid is None else _mcse(benefit > mcid, mcse),
         },
     }
 
 
-def _mcse(indicator: NDArray[np.bool_]) -> float:
+def _mcse(indicator: NDArray[np.bool_], mcse: Callable[[NDArray[np.bool_]], float]) -> float:
     x = indicator if indicator.ndim >= 2 else indicator.reshape(1, -1)
-    return probability_mcse(x)
+    return mcse(x)
 
 
 def absolute_effects(
@@ -184,6 +188,7 @@ def absolute_effects(
     mcid: float | None = None,
     direction: str = "higher",
     source: str = "given",
+    mcse: Callable[[NDArray[np.bool_]], float] = probability_mcse,
 ) -> dict[str, Any]:
     """The ``absolute`` object of ``summary.json`` from posterior draws.
 
@@ -201,6 +206,9 @@ def absolute_effects(
         Whether more events are a benefit.
     source : str
         How the control risk was obtained (recorded as ``control_risk_source``).
+    mcse : callable
+        MCSE of a probability from (chain, draw) indicators: default ESS-based (MCMC draws);
+        :meth:`FitResult.probability_mcse` of the fit the draws came from.
 
     Returns
     -------
@@ -230,7 +238,7 @@ def absolute_effects(
         "control_risk": risk,
         "control_risk_source": source,
         "per_1000_control": _quantiles(1000.0 * pc),
-        **_setting(m, pc, mcid, direction),
+        **_setting(m, pc, mcid, direction, mcse),
         "mcid": mcid,
         "direction": direction,
     }
@@ -238,7 +246,7 @@ def absolute_effects(
         new = np.asarray(theta_new, dtype=float)
         if new.shape != m.shape:
             raise AbsoluteError("theta_new and mu draws differ in number")
-        out["new_trial"] = _setting(new, pc, mcid, direction)
+        out["new_trial"] = _setting(new, pc, mcid, direction, mcse)
     return out
 
 
@@ -352,6 +360,7 @@ def attach_absolute(
         mcid=mcid,
         direction=direction,
         source=source,
+        mcse=result.probability_mcse,
     )
     out["benefit"] = why
     # what was asked for, so that `fit --from` redoes the same absolute effects

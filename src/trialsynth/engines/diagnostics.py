@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -126,6 +127,17 @@ def check(tree: Any, var_names: list[str]) -> Diagnostics:
         problems=tuple(problems),
         worst={"r_hat": rhat_at, "ess_bulk": ess_b_at, "ess_tail": ess_t_at},
     )
+
+
+def iid_probability_mcse(indicator: np.ndarray) -> float:
+    """Monte Carlo standard error of a probability estimated from independent draws.
+
+    The binomial ``sqrt(p (1 - p) / n)``: exact for iid draws (the exact engine's), where an
+    autocorrelation-based ESS would only add estimation noise around ``n``.
+    """
+    x = np.asarray(indicator, dtype=float)
+    p = float(x.mean())
+    return math.sqrt(p * (1.0 - p) / x.size)
 
 
 def probability_mcse(indicator: np.ndarray) -> float:

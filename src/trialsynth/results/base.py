@@ -139,8 +139,8 @@ class FitResult:
             "p_mu_gt_0": float(np.mean(mu > 0)),
             "p_theta_new_gt_0": float(np.mean(new > 0)),
             "mcse": {
-                "p_mu_gt_0": probability_mcse(mu > 0),
-                "p_theta_new_gt_0": probability_mcse(new > 0),
+                "p_mu_gt_0": self.probability_mcse(mu > 0),
+                "p_theta_new_gt_0": self.probability_mcse(new > 0),
             },
             "theta": [
                 {"study": s, **_stats(theta[..., i]), "or": _or_stats(theta[..., i])}
@@ -230,6 +230,14 @@ class FitResult:
         """False when the fit failed its convergence checks."""
         return self.diagnostics is None or self.diagnostics.ok
 
+    def probability_mcse(self, indicator: np.ndarray) -> float:
+        """MCSE of a probability estimated from (chain, draw) indicators of these draws.
+
+        ESS-based (ArviZ), which accounts for autocorrelation; :class:`ExactFit` overrides it
+        with the binomial MCSE of its iid draws.
+        """
+        return probability_mcse(indicator)
+
     def draws(self, name: str) -> np.ndarray:
         """Posterior draws of ``name`` with dims (chain, draw[, study])."""
         post = self.tree["posterior"]
@@ -311,8 +319,8 @@ class FitResult:
                     "p_mu_gt_0": float(np.mean(mu_g[..., j] > 0)),
                     "p_theta_new_gt_0": float(np.mean(new_g[..., j] > 0)),
                     "mcse": {
-                        "p_mu_gt_0": probability_mcse(mu_g[..., j] > 0),
-                        "p_theta_new_gt_0": probability_mcse(new_g[..., j] > 0),
+                        "p_mu_gt_0": self.probability_mcse(mu_g[..., j] > 0),
+                        "p_theta_new_gt_0": self.probability_mcse(new_g[..., j] > 0),
                     },
                 }
                 for j, level in enumerate(levels)
@@ -325,7 +333,7 @@ class FitResult:
                     "log_ratio_of_or": _stats(mu_g[..., i] - mu_g[..., j]),
                     "ratio_of_or": _or_stats(mu_g[..., i] - mu_g[..., j]),
                     "p_greater": float(np.mean(mu_g[..., i] > mu_g[..., j])),
-                    "p_greater_mcse": probability_mcse(mu_g[..., i] > mu_g[..., j]),
+                    "p_greater_mcse": self.probability_mcse(mu_g[..., i] > mu_g[..., j]),
                 }
                 for i, a in enumerate(levels)
                 for j, b in enumerate(levels)

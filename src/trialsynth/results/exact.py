@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from trialsynth.core.exact import ExactPosterior
+from trialsynth.engines.diagnostics import iid_probability_mcse
 from trialsynth.engines.exact import exact_for, exact_subgroup_posteriors
 from trialsynth.results.base import FitResult
 from trialsynth.results.provenance import package
@@ -106,6 +107,10 @@ class ExactFit(FitResult):
             return None
         post = self.posterior if label is None else (self.subgroup_posteriors or {}).get(label)
         return None if post is None else getattr(post, name)
+
+    def probability_mcse(self, indicator: np.ndarray) -> float:
+        """Binomial MCSE: the exact engine's draws are independent."""
+        return iid_probability_mcse(indicator)
 
     def _pooled(self) -> dict[str, Any]:
         """From the exact marginals (no Monte Carlo error); subgroup fits: from the draws."""

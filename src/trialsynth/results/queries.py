@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trialsynth.core.errors import TrialsynthError
-from trialsynth.engines.diagnostics import probability_mcse
 
 if TYPE_CHECKING:
     from trialsynth.results.base import FitResult
@@ -205,7 +204,7 @@ def ask(fit: FitResult, text: str | Query) -> Answer:
             ind &= v > q.lower
         if q.upper is not None:
             ind &= v < q.upper
-    return Answer(q.text, float(ind.mean()), probability_mcse(ind))
+    return Answer(q.text, float(ind.mean()), fit.probability_mcse(ind))
 
 
 #: Query names of a pooled quantity -> the result's marginal (for a subgroup level: only
@@ -265,9 +264,9 @@ def benefit_curve(fit: FitResult, thresholds: np.ndarray | None = None) -> Any:
             {
                 "c": float(ci),
                 "p_or": float((mu > lc).mean()),
-                "p_or_mcse": probability_mcse(mu > lc),
+                "p_or_mcse": fit.probability_mcse(mu > lc),
                 "p_or_new": float((new > lc).mean()),
-                "p_or_new_mcse": probability_mcse(new > lc),
+                "p_or_new_mcse": fit.probability_mcse(new > lc),
             }
         )
     return pd.DataFrame(rows)
