@@ -207,23 +207,18 @@ def make_figures(
     *,
     analysis: dict[str, Any],
     sensitivity: list[dict[str, Any]] | None = None,
-    design: Any = None,
     figure_formats: tuple[str, ...] = ("png", "svg"),
-    extra: list[FigureSpec] | None = None,
-    bias: dict[str, Any] | None = None,
-    later: Callable[[], tuple[Any, list[FigureSpec]]] | None = None,
+    later: Callable[[], list[FigureSpec]] | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Draw and save every figure that applies to ``fit`` in ``folder/figures``.
 
     PNG and SVG are always written (the report shows them); ``"pdf"`` in
     ``figure_formats`` adds a vector PDF of each figure (fonts embedded).
 
-    With ``sensitivity`` rows, the sensitivity figure (``plots.sensitivity_plot``) too; with
-    a ``design`` (:class:`~trialsynth.analysis.assurance.DesignResult`), the assurance curve;
-    ``extra`` figures (:func:`next_trial_figures`) last. ``later`` returns the ``design`` and
-    the ``extra`` figures when they are still being computed (:func:`write_report` runs the
-    future-trial analyses beside the drawing): it is called once the fit's own figures are
-    drawn, and the order of the figures is the same either way.
+    The fit's own figures first, with ``sensitivity`` rows the sensitivity figure
+    (``plots.sensitivity_plot``), then the figures ``later`` returns (:func:`later_specs`),
+    called only once the others are drawn: :func:`write_report` computes the future-trial
+    analyses they show meanwhile.
 
     Returns
     -------
@@ -254,15 +249,14 @@ def make_figures(
         )
     out = _draw_all(fit, folder, specs, options, figure_formats)
     if later is not None:
-        design, extra = later()
-    out += _draw_all(fit, folder, _later_specs(design, extra, bias), options, figure_formats)
+        out += _draw_all(fit, folder, later(), options, figure_formats)
     return out, time.perf_counter() - t0
 
 
-def _later_specs(
+def later_specs(
     design: Any, extra: list[FigureSpec] | None, bias: dict[str, Any] | None
 ) -> list[FigureSpec]:
-    """The figures after the fit's own: assurance, ``extra`` and a bias analysis's."""
+    """The figures after the fit's own: assurance, ``extra``, a bias analysis's."""
     specs = []
     if design is not None:
         from trialsynth.report.plots import assurance_plot
@@ -424,15 +418,29 @@ class ReportFiles:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _future_analyses(fit: FitResult) -> tuple[Any, str, Any, str, Any, float]:
-    """The report's future-trial analyses: design, updated design, conclusion map, seconds."""
+@dataclass(frozen=True)
+class FutureAnalyses:
+    """The report's future-trial analyses, each None with a note where it does not apply."""
+
+    design: Any
+    design_note: str
+    updated: Any
+    updated_note: str
+    cmap: Any
+    seconds: float
+
+
+def _future_analyses(fit: FitResult) -> FutureAnalyses:
+    """Assurance of a future trial, the updated-meta design and its conclusion map."""
     from trialsynth.report.next_trial import conclusion_for, updated_future
 
     t0 = time.perf_counter()
     design, design_note = future_trial(fit)
     updated, updated_note = updated_future(fit, list(ASSURANCE_SIZES))
     cmap = None if updated is None else conclusion_for(fit, updated)
-    return design, design_note, updated, updated_note, cmap, time.perf_counter() - t0
+    return FutureAnalyses(
+        design, design_note, updated, updated_note, cmap, time.perf_counter() - t0
+    )
 
 
 def write_report(
@@ -485,9 +493,9 @@ def write_report(
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(_future_analyses, fit)
 
-        def later() -> tuple[Any, list[FigureSpec]]:
-            design, _note, updated, _unote, cmap, _t = future.result()
-            return design, next_trial_figures(updated, cmap, cum)
+        def later() -> list[FigureSpec]:
+            f = future.result()
+            return later_specs(f.design, next_trial_figures(f.updated, f.cmap, cum), bias)
 
         figures, t_fig = make_figures(
             fit,
@@ -495,20 +503,19 @@ def write_report(
             analysis=meta,
             sensitivity=sensitivity,
             figure_formats=figure_formats,
-            bias=bias,
             later=later,
         )
-        design, design_note, updated, updated_note, _cmap, t_design = future.result()
+        ahead = future.result()
     t0 = time.perf_counter()
     context = build_context(
         fit,
         analysis=meta,
         figures=figures,
         sensitivity=sensitivity,
-        design=design,
-        design_note=design_note,
-        updated=updated,
-        updated_note=updated_note,
+        design=ahead.design,
+        design_note=ahead.design_note,
+        updated=ahead.updated,
+        updated_note=ahead.updated_note,
         cum=cum,
         bias=bias,
     )
@@ -540,7 +547,7 @@ def write_report(
         context=paths["context"],
         figures=[folder / f[kind] for f in figures for kind in ("png", "svg")],
         timings={
-            "assurance_s": t_design,
+            "assurance_s": ahead.seconds,
             "cumulative_s": t_cum,
             "figures_s": t_fig,
             "report_s": time.perf_counter() - t0 - t_pdf,
