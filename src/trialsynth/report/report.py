@@ -476,7 +476,6 @@ def write_report(
     bias : dict, optional
         A bias analysis (``bias.json``); default: the one in ``out`` if it is of these data.
     """
-    from trialsynth.core.files import atomic_write_text
     from trialsynth.report.bias_section import find_bias
     from trialsynth.report.next_trial import cumulative_for
 
@@ -519,25 +518,7 @@ def write_report(
         cum=cum,
         bias=bias,
     )
-    context_text = json.dumps(context, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    # Render from the JSON round trip: what the committed report.json re-renders to.
-    context = json.loads(context_text)
-    markdown = render_markdown(context)
-    html = render_html(context, folder)
-    paths = {
-        "context": folder / "report.json",
-        "markdown": folder / "report.md",
-        "html": folder / "report.html",
-    }
-    atomic_write_text(paths["context"], context_text)
-    atomic_write_text(paths["markdown"], markdown)
-    atomic_write_text(paths["html"], html)
-    if context.get("sof"):
-        atomic_write_text(folder / "sof.csv", sof_csv(context["sof"]))
-    t_pdf = time.perf_counter()
-    if "pdf" in formats:
-        html_to_pdf(paths["html"], folder / "report.pdf")
-    t_pdf = time.perf_counter() - t_pdf
+    paths, t_pdf = _write_files(folder, context, formats)
     if stamp is not None:
         write_stamp(folder, stamp)
     return ReportFiles(
@@ -554,6 +535,34 @@ def write_report(
             "pdf_s": t_pdf,
         },
     )
+
+
+def _write_files(
+    folder: Path, context: dict[str, Any], formats: tuple[str, ...]
+) -> tuple[dict[str, Path], float]:
+    """Write ``report.json``, ``report.md``, ``report.html`` (``sof.csv``, ``report.pdf``).
+
+    Returns the paths and the seconds the PDF took.
+    """
+    from trialsynth.core.files import atomic_write_text
+
+    context_text = json.dumps(context, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    # Render from the JSON round trip: what the committed report.json re-renders to.
+    context = json.loads(context_text)
+    paths = {
+        "context": folder / "report.json",
+        "markdown": folder / "report.md",
+        "html": folder / "report.html",
+    }
+    atomic_write_text(paths["context"], context_text)
+    atomic_write_text(paths["markdown"], render_markdown(context))
+    atomic_write_text(paths["html"], render_html(context, folder))
+    if context.get("sof"):
+        atomic_write_text(folder / "sof.csv", sof_csv(context["sof"]))
+    t0 = time.perf_counter()
+    if "pdf" in formats:
+        html_to_pdf(paths["html"], folder / "report.pdf")
+    return paths, time.perf_counter() - t0
 
 
 def rerender(
