@@ -590,6 +590,36 @@ def test_help_starts_without_scipy_or_pymc() -> None:
     assert out == "0 []"
 
 
+def test_console_exits_with_mains_code_after_freezing(monkeypatch) -> None:
+    """The ``trialsynth`` script: main's exit code, live objects frozen out of the last GC."""
+    import gc
+
+    from trialsynth.cli import app as app_module
+
+    monkeypatch.setattr(app_module, "main", lambda: 3)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            app_module.console()
+        assert exited.value.code == 3 and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
+def test_installed_script_keeps_exit_codes_and_output(tmp_path) -> None:
+    """Through the console script: stdout flushed, 0 on success, 2 and one line on bad input."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = str(Path(sys.executable).with_name("trialsynth"))
+    ok = subprocess.run([script, "data", "ivig_rm"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "8 trials (arm-level)" in ok.stdout
+    bad = subprocess.run(
+        [script, "fit", str(tmp_path / "nope.csv")], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "error" in bad.stderr
+
+
 # ---------------------------------------------------------------------- user paths: exit 2
 
 

@@ -1,5 +1,5 @@
 """The command line: parse, call the workflow, render."""
 
-from trialsynth.cli.app import main
+from trialsynth.cli.app import console, main
 
-__all__ = ["main"]
+__all__ = ["console", "main"]

@@ -11,6 +11,7 @@ bug: one line saying so and where the traceback was written; ``--debug`` prints 
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import tempfile
@@ -142,5 +143,18 @@ def main(argv: list[str] | None = None) -> int:
     return rv if isinstance(rv, int) else 0
 
 
+def console() -> None:
+    """The ``trialsynth`` command: :func:`main`, then exit with its code.
+
+    Before the interpreter's teardown the live objects are frozen out of the garbage
+    collector: its last full collection would otherwise traverse the ~400 000 objects that
+    PyMC, PyTensor and numba leave (1.1-1.4 s after a fit, measured; 0.1 s frozen). Atexit
+    handlers, thread joins and stream flushes still run as usual; memory is freed by the OS.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()
