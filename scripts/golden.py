@@ -252,6 +252,11 @@ def _parse(text: str) -> Any:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+def _read_later(name: str) -> bool:
+    """Whether another case reads this fit's folder (``{fit:NAME}``)."""
+    return any(f"{{fit:{name}}}" in argv for _, argv, _, _ in CASES)
+
+
 def run_case(name: str, work: Path) -> Any:
     """Run one case (and the fits it needs) in ``work``; return its stripped output."""
     spec = {c[0]: c for c in CASES}[name]
@@ -264,8 +269,8 @@ def run_case(name: str, work: Path) -> Any:
             if not (work / dep / "summary.json").exists():
                 run_case(dep, work)
             argv[i] = str(work / dep)
-    if argv[0] == "fit":
-        argv = [*argv, "--out", str(out), "--json"]
+    if argv[0] == "fit":  # a folder only for the cases that read it (--json is the same)
+        argv = [*argv, *(["--out", str(out)] if _read_later(name) else []), "--json"]
     elif output == "stdout":
         argv = [*argv, "--json"]
     code, text = _invoke(argv)

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import run_cli
-from trialsynth.analysis.absolute import attach_absolute
-from trialsynth.data import load
-from trialsynth.models.spec import ModelSpec
 from trialsynth.report.context import SECTIONS
 from trialsynth.report.pdf import PdfError, browser, parse_formats
-from trialsynth.report.report import write_report
-from trialsynth.results.fitting import fit
 
 TOOLS = ("pdftoppm", "pdftotext", "pdffonts", "pdfimages")
 have_tools = all(shutil.which(t) for t in TOOLS)
@@ -38,21 +34,35 @@ INK_MIN = 0.001
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    data = load("ivig_rm")
-    result = fit(
-        data, spec=ModelSpec.from_options("normal-normal", data_kind="arm"), engine="exact"
+def run_out(tmp_path_factory) -> tuple[Path, str]:
+    """``run`` of an exact IVIg spec with absolute effects into ``--format html,md,pdf``.
+
+    Returns the output folder and what ``run`` printed.
+    """
+    tmp = tmp_path_factory.mktemp("pdf")
+    spec = tmp / "s.toml"
+    spec.write_text(
+        '[data]\nsource = "ivig_rm"\n[model]\nmodel = "normal-normal"\n'
+        "[analysis]\ncontrol_risk = 0.5\nmcid = 50\n"
     )
-    attach_absolute(result, mcid=50)
-    folder = tmp_path_factory.mktemp("pdf")
-    return write_report(result, folder, formats=("html", "md", "pdf"), figure_formats=("pdf",))
+    folder = tmp / "o"
+    args = ["run", spec, "--out", folder, "--format", "html,md,pdf", "--figure-format", "pdf"]
+    code, out, err = run_cli(args)
+    assert code == 0, err
+    return folder, out
+
+
+@pytest.fixture(scope="module")
+def report(run_out) -> Path:
+    """The folder ``run`` wrote its report into."""
+    return run_out[0]
 
 
 @needs_pdf
 def test_every_page_is_rendered_and_non_blank(report, tmp_path):
     import matplotlib.image as mpimg
 
-    pdf = report.folder / "report.pdf"
+    pdf = report / "report.pdf"
     subprocess.run(["pdftoppm", "-r", "50", "-png", str(pdf), str(tmp_path / "p")], check=True)
     pages = sorted(tmp_path.glob("p-*.png"))
     assert len(pages) >= 3  # paginated, not one long page
@@ -65,7 +75,7 @@ def test_every_page_is_rendered_and_non_blank(report, tmp_path):
 @needs_pdf
 def test_pdf_has_the_content_of_report_html(report):
     text = subprocess.run(
-        ["pdftotext", str(report.folder / "report.pdf"), "-"],
+        ["pdftotext", str(report / "report.pdf"), "-"],
         check=True,
         capture_output=True,
         text=True,
@@ -75,15 +85,15 @@ def test_pdf_has_the_content_of_report_html(report):
         assert heading in flat, heading
     assert "Summary of findings" in flat and "the grade is the panel's judgement" in flat
     fonts = subprocess.run(
-        ["pdffonts", str(report.folder / "report.pdf")], check=True, capture_output=True, text=True
+        ["pdffonts", str(report / "report.pdf")], check=True, capture_output=True, text=True
     ).stdout.splitlines()[2:]
     assert fonts and all(" yes " in line for line in fonts)  # every font embedded
 
 
 @needs_pdf
 def test_figures_as_vector_pdf_with_embedded_fonts(report):
-    pdfs = sorted((report.folder / "figures").glob("*.pdf"))
-    assert {p.stem for p in pdfs} == {p.stem for p in (report.folder / "figures").glob("*.svg")}
+    pdfs = sorted((report / "figures").glob("*.pdf"))
+    assert {p.stem for p in pdfs} == {p.stem for p in (report / "figures").glob("*.svg")}
     for pdf in pdfs:
         fonts = subprocess.run(
             ["pdffonts", str(pdf)], check=True, capture_output=True, text=True
@@ -102,25 +112,8 @@ def test_format_lists_are_checked():
 
 
 @needs_pdf
-def test_run_writes_pdf_report_and_figures(tmp_path):
-    spec = tmp_path / "s.toml"
-    spec.write_text(
-        '[data]\nsource = "ivig_rm"\n[model]\nmodel = "normal-normal"\n'
-        "[analysis]\ncontrol_risk = 0.5\nmcid = 50\n"
-    )
-    args = [
-        "run",
-        spec,
-        "--out",
-        tmp_path / "o",
-        "--format",
-        "html,md,pdf",
-        "--figure-format",
-        "pdf",
-    ]
-    code, out, err = run_cli(args)
-    assert code == 0, err
-    folder = tmp_path / "o"
+def test_run_writes_pdf_report_and_figures(run_out) -> None:
+    folder, out = run_out
     assert (folder / "report.pdf").stat().st_size > 0 and (folder / "sof.csv").is_file()
     assert (folder / "figures" / "forest.pdf").is_file()
     assert "P(difference > 50)" in out
