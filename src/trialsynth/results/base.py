@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -76,6 +77,15 @@ def _or_stats(x: np.ndarray) -> dict[str, float]:
         np.quantile(np.asarray(x, dtype=float).ravel(), [0.025, 0.5, 0.975])
     )
     return {"median": float(median), "q025": float(q025), "q975": float(q975)}
+
+
+@lru_cache(maxsize=64)
+def _data_table(text: str) -> pd.DataFrame:
+    """The data table stored as JSON records in the provenance, parsed once per table.
+
+    A fit's report, absolute effects and explorer view each ask for it (7 ms a parse).
+    """
+    return pd.read_json(StringIO(text), orient="records")
 
 
 @dataclass
@@ -222,8 +232,8 @@ class FitResult:
 
     @property
     def data_frame(self) -> pd.DataFrame:
-        """The analysed data table (with provenance columns)."""
-        return pd.read_json(StringIO(self.provenance["data_table"]), orient="records")
+        """The analysed data table (with provenance columns): a copy, the caller's to change."""
+        return _data_table(self.provenance["data_table"]).copy()
 
     @property
     def ok(self) -> bool:
