@@ -591,18 +591,21 @@ def test_help_starts_without_scipy_or_pymc() -> None:
 
 
 def test_console_exits_with_mains_code_after_freezing(monkeypatch) -> None:
-    """The ``trialsynth`` script: main's exit code, live objects frozen out of the last GC."""
+    """The ``trialsynth`` script: main's exit code, rarer full collections, a frozen teardown."""
     import gc
 
     from trialsynth.cli import app as app_module
 
     monkeypatch.setattr(app_module, "main", lambda: 3)
+    threshold = gc.get_threshold()
     try:
         with pytest.raises(SystemExit) as exited:
             app_module.console()
         assert exited.value.code == 3 and gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (*threshold[:2], app_module.FULL_COLLECTION_EVERY)
     finally:
         gc.unfreeze()
+        gc.set_threshold(*threshold)
 
 
 def test_installed_script_keeps_exit_codes_and_output(tmp_path) -> None:
