@@ -19,7 +19,7 @@ import csv
 import math
 import re
 from dataclasses import dataclass, field, replace
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any, Literal
 
@@ -297,12 +297,13 @@ class _Flat:
         return np.zeros_like(np.asarray(x, dtype=float))
 
 
-@cache
+@lru_cache(maxsize=256)
 def _scipy_dist(family: str, p: tuple[float, ...]) -> Any:
     """The frozen scipy distribution of ``family`` with parameters ``p``, made once.
 
     Freezing costs about 1 ms (scipy's argument parsing); every caller draws with an
-    explicit ``random_state``, so one shared object is safe.
+    explicit ``random_state``, so one shared object is safe. Bounded: the explorer asks for
+    a new prior with every move of a control.
     """
     match family:
         case "normal":
