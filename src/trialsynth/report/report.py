@@ -216,7 +216,7 @@ def make_figures(
     ``figure_formats`` adds a vector PDF of each figure (fonts embedded).
 
     The fit's own figures first, with ``sensitivity`` rows the sensitivity figure
-    (``plots.sensitivity_plot``), then the figures ``later`` returns (:func:`later_specs`),
+    (``plots.sensitivity_plot``), then the figures ``later`` returns (:func:`_later_specs`),
     called only once the others are drawn: :func:`write_report` computes the future-trial
     analyses they show meanwhile.
 
@@ -253,7 +253,7 @@ def make_figures(
     return out, time.perf_counter() - t0
 
 
-def later_specs(
+def _later_specs(
     design: Any, extra: list[FigureSpec] | None, bias: dict[str, Any] | None
 ) -> list[FigureSpec]:
     """The figures after the fit's own: assurance, ``extra``, a bias analysis's."""
@@ -494,7 +494,7 @@ def write_report(
 
         def later() -> list[FigureSpec]:
             f = future.result()
-            return later_specs(f.design, next_trial_figures(f.updated, f.cmap, cum), bias)
+            return _later_specs(f.design, next_trial_figures(f.updated, f.cmap, cum), bias)
 
         figures, t_fig = make_figures(
             fit,
