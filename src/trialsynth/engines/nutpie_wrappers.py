@@ -37,8 +37,9 @@ import numpy as np
 #: nutpie versions whose ``_make_c_logp_func``, ``_make_c_expand_func`` and
 #: ``make_user_data`` this module reproduces (checked against their source).
 SUPPORTED_NUTPIE = ("0.16.11",)
-#: Bump when the generated source changes; it is part of every cache key.
-WRAPPER_VERSION = 2
+#: Bump when the generated source changes meaning (the source itself is hashed into every
+#: cache key too); it is part of the toolchain and of a fit's key.
+WRAPPER_VERSION = 1
 #: numpy dtypes a shared array may have (``np.<name>`` in the generated source).
 DTYPES = frozenset({"float64", "float32", "int64", "int32", "int16", "int8", "uint8", "bool"})
 

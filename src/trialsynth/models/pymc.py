@@ -77,17 +77,19 @@ def structure_key(spec: ModelSpec, data: TrialData, priors: PriorSet) -> tuple[A
     return key
 
 
-def _data(name: str, value: Any, dims: str | tuple[str, ...] | None = None) -> Any:
-    """A ``pm.Data`` with its value's static shape.
+def _observation(name: str, value: np.ndarray) -> Any:
+    """A per-trial observation as a ``pm.Data`` of static length.
 
     A compiled model depends on the number of trials anyway (:func:`structure_key`), so the
-    shapes can be static. Without them PyMC checks each observation's length at run time
+    length can be static. Without it PyMC checks each observed vector's length at run time
     (``SpecifyShape``), whose numba code (an error message built from strings) took about
-    a third of the model's first compile.
+    a fifth of the model's first compile. Only the observations: a static covariate matrix
+    let pytensor rewrite the meta-regression's product differently (other rounding, other
+    draws).
     """
     import pymc as pm
 
-    return pm.Data(name, value, dims=dims, shape=np.shape(value))
+    return pm.Data(name, value, dims="study", shape=np.shape(value))
 
 
 def build_model(spec: ModelSpec, data: TrialData, priors: PriorSet) -> pm.Model:
@@ -112,16 +114,16 @@ def build_model(spec: ModelSpec, data: TrialData, priors: PriorSet) -> pm.Model:
     if des.weaker:
         coords["weaker"] = list(des.weaker)
     with pm.Model(coords=coords) as model:
-        d = {name: _data(name, value, dims="study") for name, value in obs.items()}
+        d = {name: _observation(name, value) for name, value in obs.items()}
         # theta is not a Deterministic: nutpie would compile an extra expansion for it
         # (about 2 s); models.likelihood.trial_effects computes it from the draws exactly.
         if des.levels:
-            group = _data("group", des.group, dims="study")
+            group = pm.Data("group", des.group, dims="study")
             mu = pymc_variable(priors.mu, "mu_subgroup", dims="subgroup")[group]
         else:
             mu = pymc_variable(priors.mu, "mu")
         if des.covariates:
-            x = _data("x", des.x, dims=("study", "covariate"))
+            x = pm.Data("x", des.x, dims=("study", "covariate"))
             beta = pymc_variable(priors.beta, "beta", dims="covariate")
             mu = mu + pm.math.dot(x, beta)
         if spec.random_effects is None:
@@ -148,9 +150,9 @@ def build_model(spec: ModelSpec, data: TrialData, priors: PriorSet) -> pm.Model:
         if spec.bias is not None:
             # Welton et al. 2009: beta_i = b + kappa u_i on the weaker trials (non-centred)
             b = pymc_variable(_bias_prior(spec), "bias_mean")
-            kappa = _data("bias_sd", spec.bias.sd)
+            kappa = pm.Data("bias_sd", spec.bias.sd)
             u = pm.Normal("bias_z", 0.0, 1.0, dims="weaker")
-            bias_map = _data("bias_map", des.bias_map, dims=("study", "weaker"))
+            bias_map = pm.Data("bias_map", des.bias_map, dims=("study", "weaker"))
             theta = theta + pm.math.dot(bias_map, b + kappa * u)
         if spec.likelihood == "binomial":
             alpha = pymc_variable(priors.baseline, "alpha", dims="study")
