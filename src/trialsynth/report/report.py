@@ -25,7 +25,7 @@ import base64
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -443,6 +443,19 @@ def _future_analyses(fit: FitResult) -> FutureAnalyses:
     )
 
 
+def start_future_analyses(fit: FitResult) -> Future[FutureAnalyses]:
+    """Start the report's future-trial analyses in a thread now; pass the result as ``ahead``.
+
+    They are pure and seeded, so their numbers do not depend on when they run: ``run``
+    starts them as soon as the main fit exists, beside its sensitivity scenarios.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="future-analyses")
+    try:
+        return pool.submit(_future_analyses, fit)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends with its one task
+
+
 def write_report(
     fit: FitResult,
     out: str | Path,
@@ -453,6 +466,7 @@ def write_report(
     figure_formats: tuple[str, ...] = ("png", "svg"),
     bias: dict[str, Any] | None = None,
     stamp: dict[str, Any] | None = None,
+    ahead: Future[FutureAnalyses] | None = None,
 ) -> ReportFiles:
     """Draw the figures and write ``report.json``, ``report.md`` and ``report.html`` in ``out``.
 
@@ -461,7 +475,8 @@ def write_report(
     :func:`make_figures`. ``stamp`` (:func:`~trialsynth.report.stamp.input_stamp` of the
     FIT folder ``fit`` was loaded from) is stored last, so that an unchanged fit's next
     ``report FIT`` reuses this report (:func:`report_from_folder`); any previous stamp in
-    ``out`` is removed first.
+    ``out`` is removed first. ``ahead``: the future-trial analyses of this ``fit`` started
+    earlier (:func:`start_future_analyses`); by default they start here.
 
     Parameters
     ----------
@@ -490,7 +505,7 @@ def write_report(
     # The future-trial analyses are numpy work that releases the GIL: a second thread runs
     # them while this one draws the fit's own figures (same numbers, seeded, pure).
     with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(_future_analyses, fit)
+        future = ahead if ahead is not None else pool.submit(_future_analyses, fit)
 
         def later() -> list[FigureSpec]:
             f = future.result()

@@ -36,11 +36,14 @@ from trialsynth.report.report import write_report as report_files
 from trialsynth.report.stamp import input_stamp
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from trialsynth.core.settings import SamplerSettings
     from trialsynth.data import TrialData
     from trialsynth.engines.base import Progress
     from trialsynth.models.spec import ModelSpec
     from trialsynth.priors.prior import PriorSet
+    from trialsynth.report.report import FutureAnalyses
     from trialsynth.results.base import FitResult
 
 #: Formats of a report and of its figures (``html``/``md``/``pdf``, ``png``/``svg``/``pdf``).
@@ -286,12 +289,14 @@ def write_report(
     analysis: dict[str, Any] | None = None,
     progress: Progress | None = None,
     formats: Formats = DEFAULT_FORMATS,
+    ahead: Future[FutureAnalyses] | None = None,
 ) -> dict[str, float]:
     """Write ``analysis.json``, the figures, ``report.html`` and ``report.md`` into a FIT folder.
 
     The report shows the sensitivity table found in ``folder/sensitivity``, if any.
     ``formats``: the report's (``html``, ``md``, ``pdf``) and its figures' (``png``,
-    ``svg``, ``pdf``).
+    ``svg``, ``pdf``); ``ahead``: its future-trial analyses, started earlier
+    (:func:`trialsynth.report.report.start_future_analyses`).
     """
     _say(progress, "report")
     meta = analysis or analysis_meta(name=str(result.provenance["data_name"]))
@@ -305,6 +310,7 @@ def write_report(
         figure_formats=formats[1],
         # every input file is in place: an unchanged fit's `report FIT` reuses this report
         stamp=input_stamp(folder, formats[1]),
+        ahead=ahead,
     )
     return files.timings
 

@@ -26,7 +26,7 @@ from trialsynth.models.analysis import AnalysisSpec, SpecError, load_spec
 from trialsynth.models.bias import BiasError
 from trialsynth.models.design import design
 from trialsynth.models.spec import ModelError, ModelSpec, resolve_priors
-from trialsynth.report.report import analysis_meta, is_current
+from trialsynth.report.report import analysis_meta, is_current, start_future_analyses
 from trialsynth.results.base import FitResult
 from trialsynth.results.fitting import fit
 from trialsynth.results.provenance import fit_key
@@ -40,8 +40,11 @@ from trialsynth.workflow.outputs import (
 )
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from trialsynth.core.settings import SamplerSettings
     from trialsynth.engines.base import Progress
+    from trialsynth.report.report import FutureAnalyses
 
 
 def _silent(_note: str) -> None:
@@ -80,11 +83,16 @@ class RunPlan:
 
 @dataclass
 class RunOutcome:
-    """The fit of a run, its summary, and whether its files were (re)written."""
+    """The fit of a run, its summary, and whether its files were (re)written.
+
+    ``ahead``: the report's future-trial analyses, already running while the sensitivity
+    scenarios are fitted (a fresh fit with a ``[sensitivity]`` section only).
+    """
 
     result: FitResult
     summary: dict[str, Any]
     fresh: bool
+    ahead: Future[FutureAnalyses] | None = None
 
 
 def _spec_data(spec: AnalysisSpec, spec_path: Path) -> TrialData:
@@ -226,11 +234,16 @@ def run_analysis(
         )
     summary = result.summary()
     result.timings["total_s"] = time.perf_counter() - plan.started
-    return RunOutcome(result, summary, fresh)
+    # a fresh fit's report is written after the scenarios: start its numpy-only analyses
+    # now, on the second core, beside them
+    ahead = start_future_analyses(result) if fresh and spec.sensitivity else None
+    return RunOutcome(result, summary, fresh, ahead)
 
 
 def finish_run(plan: RunPlan, outcome: RunOutcome, sensitivity: SensitivityResult) -> None:
     """The report with the sensitivity table, unless nothing it shows has changed."""
     meta = plan.meta
     if outcome.fresh or sensitivity.changed or not is_current(plan.folder, meta):
-        write_report(outcome.result, plan.folder, analysis=meta, formats=plan.formats)
+        write_report(
+            outcome.result, plan.folder, analysis=meta, formats=plan.formats, ahead=outcome.ahead
+        )
