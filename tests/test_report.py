@@ -371,6 +371,13 @@ def test_run_writes_the_report_and_refreshes_it(tmp_path, capsys) -> None:
     assert not rep.is_current(tmp_path)  # no report at all
 
 
+SENSITIVITY = """
+[sensitivity]
+model = ["normal-normal"]
+tau = ["half-normal(0.5)", "half-normal(1)"]
+"""
+
+
 @pytest.mark.slow
 @pytest.mark.mcmc
 def test_report_run_wrote_equals_a_redraw_from_the_saved_fit(tmp_path) -> None:
@@ -381,13 +388,16 @@ def test_report_run_wrote_equals_a_redraw_from_the_saved_fit(tmp_path) -> None:
     """
     spec = tmp_path / "small.toml"
     out = tmp_path / "out"
-    spec.write_text(SPEC.format(question="First question?"))
+    # with a [sensitivity] section `run` starts the future-trial analyses before the
+    # scenarios (start_future_analyses); the redraw computes them inside write_report
+    spec.write_text(SPEC.format(question="First question?") + SENSITIVITY)
     assert main(["run", str(spec), "--out", str(out)]) == 0
     assert "reused_s" in rep.report_from_folder(out, tmp_path / "copy").timings
     redraw = tmp_path / "redraw"
     redraw.mkdir()
     for name in ("posterior.nc", "summary.json", "summary.csv", "analysis.json"):
         shutil.copyfile(out / name, redraw / name)
+    shutil.copytree(out / "sensitivity", redraw / "sensitivity")
     assert "figures_s" in rep.report_from_folder(redraw).timings
     assert _report_files(redraw) == _report_files(tmp_path / "copy")
 
