@@ -127,36 +127,90 @@ def test_unusable_folder_compiles_without_the_cache(tmp_path):
     assert report.status == "off" and "without it" in report.message()
 
 
-def _writer(root: str, tag: int, queue) -> None:
-    """A process that compiles (slowly) into the shared cache."""
+def _writer(root: str, tag: int, queue, model: str = "", shared: bytes = b"") -> None:
+    """A process that compiles (slowly) into the shared cache.
+
+    ``model`` names the model (default ``m<tag>``); ``shared``, if given, is written to a
+    file every model has (as two models share numba's files of a common piece).
+    """
 
     def build(numba_dir: Path | None) -> str:
         start = time.time()
         time.sleep(0.5)
         (numba_dir / f"w{tag}.nbi").write_bytes(b"i")
         (numba_dir / f"w{tag}.1.nbc").write_bytes(b"d" * 1000)
+        if shared:
+            (numba_dir / "common.nbi").write_bytes(shared)
+        time.sleep(1.0)
         return f"{start} {time.time()}"
 
-    out, report = cc.CompileCache(FLAGS, root=Path(root)).compile(f"m{tag}", build)
+    cache = cc.CompileCache(FLAGS, root=Path(root))
+    out, report = cache.compile(model or f"m{tag}", build)
     queue.put((tag, out, report.status))
 
 
-def test_two_writers_take_turns_and_both_are_recorded(tmp_path):
+def _spans(results) -> list[tuple[float, float]]:
+    return sorted(tuple(map(float, out.split())) for _, out, _ in results)
+
+
+def _two_writers(tmp_path, kwargs1, kwargs2):
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_writer, args=(str(tmp_path), i, queue)) for i in (1, 2)]
+    procs = [
+        ctx.Process(target=_writer, args=(str(tmp_path), i, queue), kwargs=kw)
+        for i, kw in ((1, kwargs1), (2, kwargs2))
+    ]
     for p in procs:
         p.start()
     results = sorted(queue.get(timeout=120) for _ in procs)
     for p in procs:
         p.join(30)
         assert p.exitcode == 0
-    spans = sorted(tuple(map(float, out.split())) for _, out, _ in results)
-    assert spans[0][1] <= spans[1][0], "the two compiles overlapped"
+    return results
+
+
+def test_two_models_compile_at_once_and_both_are_recorded(tmp_path):
+    """Different models do not wait for each other (one lock per model)."""
+    results = _two_writers(tmp_path, {"shared": b"one"}, {"shared": b"two"})
+    spans = _spans(results)
+    assert spans[1][0] < spans[0][1], "the second compile waited for the first"
+    # each rewrote the file they share while the other ran: in flight, not damage
+    assert [status for _, _, status in results] == ["miss", "miss"]
     manifest = json.loads(
         (cc.CompileCache(FLAGS, root=tmp_path).folder / "manifest.json").read_text()
     )
-    assert set(manifest["models"]) == {"m1", "m2"} and len(manifest["files"]) == 4
+    assert set(manifest["models"]) == {"m1", "m2"} and len(manifest["files"]) == 5
+    cache = cc.CompileCache(FLAGS, root=tmp_path)
+    assert cache.mismatches(manifest) == []  # the last record holds the last writes
+    for tag in (1, 2):
+        assert cache.compile(f"m{tag}", lambda d: "loaded")[1].status == "hit"
+
+
+def test_one_model_compiles_once_at_a_time(tmp_path):
+    """A second process wanting the same model waits, then finds it compiled."""
+    results = _two_writers(tmp_path, {"model": "same"}, {"model": "same"})
+    spans = _spans(results)
+    assert spans[0][1] <= spans[1][0], "the two compiles of one model overlapped"
+    assert sorted(status for _, _, status in results) == ["hit", "miss"]
+
+
+def test_a_changed_file_is_damage_once_no_other_compile_runs(tmp_path):
+    """The in-flight rule lasts only while another model's compile holds its lock."""
+    cache = cc.CompileCache(FLAGS, root=tmp_path)
+    cache.compile("m0", _build(b"good"))
+    (cache.numba_dir / f"{NAME}.1.nbc").write_bytes(b"changed")
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    lock = cache.folder / ".lock-other"
+    holder = ctx.Process(target=_hold_lock, args=(str(cache.folder), 3.0, ready, lock.name))
+    holder.start()
+    assert ready.wait(60)
+    _, report = cc.CompileCache(FLAGS, root=tmp_path).compile("m1", _build(b"x", "g.py312"))
+    assert report.status == "miss" and report.damaged == []  # another compile is running
+    assert (cache.numba_dir / f"{NAME}.1.nbc").read_bytes() == b"changed"
+    holder.join(30)
+    _, report = cc.CompileCache(FLAGS, root=tmp_path).compile("m2", _build(b"y", "h.py312"))
+    assert report.status == "damaged" and report.damaged == [f"{NAME}.1.nbc"]
 
 
 def test_info_and_clear(tmp_path):
@@ -196,8 +250,8 @@ def test_cli_cache_info_and_clear(tmp_path, monkeypatch, capsys):
     assert cc.info(tmp_path)["bytes"] == 0
 
 
-def _hold_lock(folder: str, seconds: float, ready) -> None:
-    with cc.file_lock(Path(folder) / ".lock"):
+def _hold_lock(folder: str, seconds: float, ready, name: str = ".lock") -> None:
+    with cc.file_lock(Path(folder) / name):
         ready.set()
         time.sleep(seconds)
 

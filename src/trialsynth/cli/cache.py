@@ -73,32 +73,6 @@ def clear() -> None:
     _out.print(f"compile cache cleared: {_size(freed)} freed in {compile_cache.cache_root()}")
 
 
-def _structures(spec_path: Path) -> list[tuple[Any, Any, Any]]:
-    """(data, model spec, priors) of every MCMC fit of an analysis spec and its grid."""
-    from trialsynth.analysis.sensitivity import plan
-    from trialsynth.data import load
-    from trialsynth.engines.select import choose_engine
-    from trialsynth.models.analysis import load_spec
-    from trialsynth.models.problem import Problem
-
-    spec = load_spec(spec_path)
-    data = load(
-        spec.data_source(),
-        columns=spec.columns or None,
-        min_trials=1 if spec.model == "common-effect" else 2,
-        outcome=spec.outcome,
-    )
-    if spec.exclude:
-        data = data.subset([s for s in data.study if s not in spec.exclude])
-    main = Problem.build(data, spec.model_spec(data.kind), spec.priors)
-    out = []
-    if choose_engine(spec.engine, main.spec, main.priors) == "mcmc":
-        out.append((main.data, main.spec, main.priors))
-    if spec.sensitivity:
-        out += [(s.data, s.spec, s.priors) for s in plan(spec, data) if s.engine == "mcmc"]
-    return out
-
-
 @cache_app.command("warm")
 def warm(
     specs: Annotated[list[Path], typer.Argument(help="Analysis specs (models/*.toml).")],
@@ -108,20 +82,19 @@ def warm(
     Run it ahead of a first run to find the models compiled (./setup.sh does not: see
     ARCHITECTURE.md, "Speed choices"). A structure already in the cache takes about a second.
     """
-    from trialsynth.engines.mcmc import compile_report, compiled_model
-    from trialsynth.models.pymc import structure_key
+    from trialsynth.models.analysis import load_spec
+    from trialsynth.workflow.run import load_spec_data
+    from trialsynth.workflow.warm import compile_structures, spec_structures
 
     t0 = time.perf_counter()
     seen: dict[Any, str] = {}
     for path in specs:
-        for data, mspec, priors in _structures(path):
-            key = structure_key(mspec, data, priors)
-            if key in seen:
-                continue
-            compiled_model(mspec, data, priors)
-            report = compile_report(mspec, data, priors)
-            seen[key] = report.status if report else "?"
-            _out.print(f"{path}: {mspec.name}, k = {data.k}: {seen[key]}")
+        spec = load_spec(path)
+        structures = spec_structures(spec, load_spec_data(spec, path))
+        problems = [p for p in structures if p.structure_key not in seen]
+        for problem, status in compile_structures(problems):
+            seen[problem.structure_key] = status
+            _out.print(f"{path}: {problem.spec.name}, k = {problem.data.k}: {status}")
     n_new = sum(1 for v in seen.values() if v != "hit")
     _out.print(
         f"compile cache warm: {len(seen)} model structure(s), {n_new} compiled now, "

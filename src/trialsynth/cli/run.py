@@ -57,6 +57,12 @@ def run(
         formats=kinds,
         notify=render.note,
     )
+    scenarios = None
+    if plan.spec.sensitivity:  # the spec's [sensitivity] scenarios (resumable)
+        scenarios = plan_sensitivity(
+            plan.spec, plan.data, plan.folder / "sensitivity", settings=plan.settings
+        )
+        workflow.compile_ahead(plan, scenarios)
     with render.progress(not as_json) as say:
         done = workflow.run_analysis(plan, progress=say, notify=render.note)
     if as_json:
@@ -72,10 +78,7 @@ def run(
             f"wrote {plan.folder}/ (summary.json, summary.csv, posterior.nc, forest.png, "
             "report.html, report.md, figures/)"
         )
-    if plan.spec.sensitivity:  # the spec's [sensitivity] scenarios (resumable)
-        scenarios = plan_sensitivity(
-            plan.spec, plan.data, plan.folder / "sensitivity", settings=plan.settings
-        )
+    if scenarios is not None:
         sens = run_and_show(scenarios, workers=None, scheduler=None, quiet=as_json)
         workflow.finish_run(plan, done, sens)
     finish(done.summary, strict)

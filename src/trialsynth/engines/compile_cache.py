@@ -13,13 +13,21 @@ cache folder)::
     mcmc/<key>/toolchain.json   what the key stands for
     mcmc/<key>/manifest.json    sha256 of every numba cache file; the models compiled
     mcmc/<key>/numba/           numba's index (.nbi) and data (.nbc) files
-    mcmc/<key>/.lock            held (flock) while compiling and recording
+    mcmc/<key>/.lock            held (flock) while checking files and recording
+    mcmc/<key>/.lock-<model>    held while compiling that model
 
 Safety:
 
-* One process compiles into a toolchain folder at a time (an ``flock`` on ``.lock``; the
-  OS releases it if the process dies). A second process that wants the same model waits,
-  then loads what the first wrote instead of compiling it again.
+* One process compiles a given model at a time (an ``flock`` on ``.lock-<model>``; the OS
+  releases it if the process dies). A second process that wants the same model waits,
+  then loads what the first wrote instead of compiling it again. Different models
+  compile at once (``run`` compiles its sensitivity scenarios' other structures in a
+  second process beside the main fit); the checks and the manifest's record take the
+  folder's ``.lock`` for a moment each.
+* Two models share numba's files of the pieces they have in common, so a compile may
+  rewrite a file the manifest recorded for another model. While any other compile is
+  running, a file that differs from the manifest is taken to be in flight, not damaged:
+  it is left alone and recorded when that compile (or this one) finishes.
 * numba writes its files by write-then-rename, and so does the manifest.
 * Before compiling, every file is checked against its sha256 in the manifest. A file
   that differs is damaged: it is deleted, numba compiles that function again, and the
@@ -262,8 +270,25 @@ class CompileCache:
                 (self.numba_dir / f"{stem}.nbi").unlink(missing_ok=True)
         return damaged
 
-    def _record(self, manifest: dict[str, Any], model_key: str, info: dict[str, Any]) -> None:
-        manifest["files"] = {p.name: _sha256(p) for p in self.files()}
+    def _record(
+        self,
+        manifest: dict[str, Any],
+        model_key: str,
+        info: dict[str, Any],
+        before: dict[str, tuple[int, int]] | None = None,
+    ) -> None:
+        """Write ``manifest`` with this model and the sha256 of the files it wrote.
+
+        ``before``: the files' :meth:`_snapshot` when this compile started; only files
+        changed since are hashed again (others keep their recorded sum, so a file damaged
+        meanwhile is not taken as sound). None rehashes every file.
+        """
+        recorded = manifest["files"] if before is not None else {}
+        files = {}
+        for name, stat in self._snapshot().items():
+            unchanged = before is not None and before.get(name) == stat and name in recorded
+            files[name] = recorded[name] if unchanged else _sha256(self.numba_dir / name)
+        manifest["files"] = files
         manifest["models"][model_key] = info
         atomic_write_text(self.folder / "manifest.json", json.dumps(manifest, sort_keys=True))
         if not (self.folder / "toolchain.json").exists():
@@ -271,16 +296,25 @@ class CompileCache:
                 self.folder / "toolchain.json", json.dumps(self.toolchain, indent=1, sort_keys=True)
             )
 
-    def _prepare(self) -> tuple[dict[str, Any], list[str]]:
-        """Read and check the manifest and the files (under the lock)."""
+    def _prepare(self, model_key: str) -> tuple[dict[str, Any], list[str]]:
+        """Read and check the manifest and the files (under the folder lock)."""
         manifest, sound = self.read_manifest()
         damaged: list[str] = []
-        if not sound:
+        in_flight = self._others_compiling(model_key)
+        if not sound and not in_flight:
             damaged.append("manifest.json")
             shutil.rmtree(self.numba_dir, ignore_errors=True)
-        damaged += self.verify(manifest)
+        if not in_flight:  # else a differing file may be another compile's, not damage
+            damaged += self.verify(manifest)
         self.numba_dir.mkdir(parents=True, exist_ok=True)
         return manifest, damaged
+
+    def _others_compiling(self, model_key: str) -> bool:
+        """Whether a process holds the compile lock of another model of this folder."""
+        for lock in self.folder.glob(".lock-*"):
+            if lock.name != _model_lock_name(model_key) and _is_locked(lock):
+                return True
+        return False
 
     def compile(
         self,
@@ -307,8 +341,10 @@ class CompileCache:
             return fast
         with contextlib.ExitStack() as stack:
             try:
-                stack.enter_context(file_lock(self.folder / ".lock"))
-                manifest, damaged = self._prepare()
+                stack.enter_context(file_lock(self.folder / _model_lock_name(model_key)))
+                with file_lock(self.folder / ".lock"):
+                    manifest, damaged = self._prepare(model_key)
+                    before = self._snapshot()
             except OSError as err:
                 stack.close()
                 result = build(None)
@@ -316,7 +352,7 @@ class CompileCache:
                 return result, CacheReport(
                     "off", str(self.folder), reason=reason, seconds=time.perf_counter() - t0
                 )
-            return self._compile_locked(model_key, build, describe, t0, manifest, damaged)
+            return self._compile_locked(model_key, build, describe, t0, (manifest, before), damaged)
 
     def _compile_unlocked(
         self, model_key: str, build: Callable[[Path | None], T], t0: float
@@ -337,7 +373,7 @@ class CompileCache:
             with contextlib.suppress(OSError), file_lock(self.folder / ".lock"):
                 current, sound = self.read_manifest()
                 if sound:
-                    self._record(current, model_key, manifest["models"][model_key])
+                    self._record(current, model_key, manifest["models"][model_key], before)
         return result, CacheReport("hit", str(self.folder), seconds=time.perf_counter() - t0)
 
     def _compile_locked(
@@ -346,9 +382,14 @@ class CompileCache:
         build: Callable[[Path | None], T],
         describe: dict[str, Any] | None,
         t0: float,
-        manifest: dict[str, Any],
+        start: tuple[dict[str, Any], dict[str, tuple[int, int]]],
         damaged: list[str],
     ) -> tuple[T, CacheReport]:
+        """The miss path, under the model's lock.
+
+        ``start``: the manifest and the files' snapshot after the checks.
+        """
+        manifest, before = start
         hit = model_key in manifest["models"] and not damaged
         retried = False
         try:
@@ -364,7 +405,7 @@ class CompileCache:
             damaged.append("numba/ (an entry failed to load)")
             shutil.rmtree(self.numba_dir, ignore_errors=True)
             self.numba_dir.mkdir(parents=True)
-            manifest, retried, hit = _empty_manifest(), True, False
+            manifest, retried, hit, before = _empty_manifest(), True, False, {}
             result = build(self.numba_dir)
         seconds = time.perf_counter() - t0
         info = dict(describe or {})
@@ -372,15 +413,45 @@ class CompileCache:
         info["compiled_at"] = previous.get("compiled_at") if previous else time.time()
         info["compile_s"] = previous.get("compile_s") if previous else round(seconds, 3)
         try:
-            self._record(manifest, model_key, info)
+            with file_lock(self.folder / ".lock"):
+                current, sound = self.read_manifest()  # other models recorded meanwhile
+                if sound and not retried:
+                    manifest = current
+                self._record(manifest, model_key, info, before)
         except OSError:
             pass  # the compile stands; the next one records it
         status = "damaged" if damaged else ("hit" if hit else "miss")
         return result, CacheReport(status, str(self.folder), damaged, seconds, retried)
 
 
+def _model_lock_name(model_key: str) -> str:
+    return f".lock-{model_key}"
+
+
+def _is_locked(path: Path) -> bool:
+    """Whether another process holds the ``flock`` on ``path`` (a quick try)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return False
+    try:
+        with path.open("a+") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
+
+
 def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != ".lock")
+    return sum(
+        p.stat().st_size
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith(".lock")
+    )
 
 
 def info(root: Path | None = None) -> dict[str, Any]:
@@ -417,7 +488,7 @@ def info(root: Path | None = None) -> dict[str, Any]:
 def clear(root: Path | None = None) -> int:
     """Delete the compiled code of every toolchain; returns the bytes freed.
 
-    Each folder is emptied under its lock, so a compile running meanwhile finishes first.
+    Each folder is emptied under its locks, so a compile running meanwhile finishes first.
     """
     root = root if root is not None else cache_root()
     base = root / "mcmc"
@@ -425,10 +496,13 @@ def clear(root: Path | None = None) -> int:
         return 0
     freed = 0
     for folder in [p for p in base.iterdir() if p.is_dir()]:
-        with file_lock(folder / ".lock"):
+        with contextlib.ExitStack() as locks:
+            for lock in sorted(folder.glob(".lock-*")):  # compiles first, as compile() does
+                locks.enter_context(file_lock(lock))
+            locks.enter_context(file_lock(folder / ".lock"))
             freed += _folder_bytes(folder)
             for child in folder.iterdir():
-                if child.name == ".lock":
+                if child.name.startswith(".lock"):
                     continue
                 if child.is_dir():
                     shutil.rmtree(child, ignore_errors=True)

@@ -150,6 +150,18 @@ def compiled_model(
     return entry.compiled.with_data(**values), fresh
 
 
+def is_cached(spec: ModelSpec, data: TrialData, priors: PriorSet) -> bool:
+    """Whether this structure's compiled model is in this process or the persistent cache.
+
+    A look at the manifest, no compile: the model's files are checked when it is loaded.
+    """
+    key = structure_key(spec, data, priors)
+    if key in _COMPILED:
+        return True
+    manifest, sound = compile_cache.CompileCache(COMPILE_FORM).read_manifest()
+    return sound and _cache_key(key) in manifest["models"]
+
+
 def compile_report(spec: ModelSpec, data: TrialData, priors: PriorSet) -> Any:
     """The :class:`~trialsynth.engines.compile_cache.CacheReport` of this structure's compile."""
     entry = _COMPILED.get(structure_key(spec, data, priors))

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from trialsynth.analysis.absolute import check_options
 from trialsynth.analysis.cumulative import trial_order
-from trialsynth.analysis.sensitivity import SensitivityResult, parse_section
+from trialsynth.analysis.sensitivity import ScenarioStore, SensitivityResult, parse_section
 from trialsynth.core.errors import TrialsynthError
 from trialsynth.data import SHIPPED_DATASETS, TrialData, load
 from trialsynth.engines.select import choose_engine
 from trialsynth.models.analysis import AnalysisSpec, SpecError, load_spec
 from trialsynth.models.bias import BiasError
 from trialsynth.models.design import design
+from trialsynth.models.problem import Problem
 from trialsynth.models.spec import ModelError, ModelSpec, resolve_priors
 from trialsynth.report.report import analysis_meta, is_current, start_future_analyses
 from trialsynth.results.base import FitResult
@@ -38,13 +39,16 @@ from trialsynth.workflow.outputs import (
     write_outputs,
     write_report,
 )
+from trialsynth.workflow.warm import not_cached, scenario_structures, start_compiling
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+    from multiprocessing.process import BaseProcess
 
     from trialsynth.core.settings import SamplerSettings
     from trialsynth.engines.base import Progress
     from trialsynth.report.report import FutureAnalyses
+    from trialsynth.workflow.sensitivity import SensitivityPlan
 
 
 def _silent(_note: str) -> None:
@@ -65,6 +69,7 @@ class RunPlan:
     previous: FitResult | None = None
     started: float = field(default_factory=time.perf_counter)
     formats: Formats = DEFAULT_FORMATS
+    compiling: BaseProcess | None = None  # see compile_ahead
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -95,7 +100,7 @@ class RunOutcome:
     ahead: Future[FutureAnalyses] | None = None
 
 
-def _spec_data(spec: AnalysisSpec, spec_path: Path) -> TrialData:
+def load_spec_data(spec: AnalysisSpec, spec_path: Path) -> TrialData:
     """The spec's data, checked to exist, after its ``[data] exclude`` list."""
     source = spec.data_source()
     if not Path(source).is_file() and source not in SHIPPED_DATASETS:
@@ -139,7 +144,7 @@ def plan_run(
             )
     settings = spec.sampler if seed is None else replace(spec.sampler, seed=seed)
     folder = out_dir or spec.output_dir()
-    data = _spec_data(spec, spec_path)
+    data = load_spec_data(spec, spec_path)
     try:
         model = spec.model_spec(data.kind)
     except ModelError as e:
@@ -240,8 +245,26 @@ def run_analysis(
     return RunOutcome(result, summary, fresh, ahead)
 
 
+def compile_ahead(plan: RunPlan, sensitivity: SensitivityPlan) -> None:
+    """Start compiling the scenarios' other model structures beside the main fit.
+
+    Only the structures of scenarios still to fit that are neither the main fit's nor in
+    the compile cache, and only when the main fit is sampled now (a second core is then
+    free while it compiles); :func:`finish_run` waits for the process.
+    """
+    if plan.previous is not None or plan.engine != "mcmc":
+        return
+    store = ScenarioStore(sensitivity.folder / "scenarios")
+    pending = [s for s in sensitivity.scenarios if not store.is_done(s)]
+    main = Problem.build(plan.data, plan.model, plan.spec.priors).structure_key
+    others = [p for p in scenario_structures(pending) if p.structure_key != main]
+    plan.compiling = start_compiling(not_cached(others))
+
+
 def finish_run(plan: RunPlan, outcome: RunOutcome, sensitivity: SensitivityResult) -> None:
     """The report with the sensitivity table, unless nothing it shows has changed."""
+    if plan.compiling is not None:
+        plan.compiling.join()
     meta = plan.meta
     if outcome.fresh or sensitivity.changed or not is_current(plan.folder, meta):
         write_report(
