@@ -27,7 +27,9 @@ Safety:
 * Two models share numba's files of the pieces they have in common, so a compile may
   rewrite a file the manifest recorded for another model. While any other compile is
   running, a file that differs from the manifest is taken to be in flight, not damaged:
-  it is left alone and recorded when that compile (or this one) finishes.
+  it is left alone. Each compile records the sha256 of the files that changed while it
+  ran and keeps the recorded sum of the others, so a file damaged meanwhile is not taken
+  as sound; the next check with no other compile running finds it.
 * numba writes its files by write-then-rename, and so does the manifest.
 * Before compiling, every file is checked against its sha256 in the manifest. A file
   that differs is damaged: it is deleted, numba compiles that function again, and the
