@@ -35,7 +35,8 @@ def _diff(a, b, path="$"):
         return out
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
-            return [f"{path}: length {len(a)} != {len(b)}"]
+            extra = [x for x in a if x not in b] + [y for y in b if y not in a]
+            return [f"{path}: length {len(a)} != {len(b)} (not in both: {extra!r:.300})"]
         return [
             d
             for i, (x, y) in enumerate(zip(a, b, strict=True))
