@@ -326,12 +326,12 @@ class CompileCache:
     ) -> tuple[T, CacheReport]:
         """``build(numba_dir)`` with the checks before and a record after.
 
-        A model the manifest lists, with every file sound, is loaded without the lock (so
-        a cold compile of another model does not hold it up); if numba wrote anything
-        meanwhile, that is recorded under the lock. Anything else (a first compile, a
-        mismatching file) runs under the lock, where the files are checked again and
-        damaged ones deleted: a file another process was rewriting a moment ago is then
-        recorded, not reported as damaged.
+        A model the manifest lists, with every file sound, is loaded under its own lock
+        only (so a cold compile of another model does not hold it up); if numba wrote
+        anything meanwhile, that is recorded under the folder's lock. Anything else (a
+        first compile, a mismatching file) runs under the locks, where the files are
+        checked again and damaged ones deleted: a file another process was rewriting a
+        moment ago is then recorded, not reported as damaged.
 
         ``build`` must send numba's cache to the folder it is given (:func:`numba_cache_at`)
         and compile there everything it will run: what compiles later is not checked.
@@ -365,9 +365,15 @@ class CompileCache:
             return None
         if self.mismatches(manifest):
             return None
-        before = self._snapshot()
+        # the model's lock while loading: should numba compile a piece after all (an entry
+        # another process's concurrent write dropped from a shared index), another
+        # process's check then sees that file in flight rather than damaged
         try:
-            result = build(self.numba_dir)
+            with file_lock(self.folder / _model_lock_name(model_key)):
+                before = self._snapshot()
+                result = build(self.numba_dir)
+        except OSError:
+            return None
         except Exception:  # an entry failed to load: the locked path starts afresh
             self._load_failed = True
             return None
