@@ -288,3 +288,39 @@ def test_cli_cache_warm_skips_exact_fits(tmp_path, monkeypatch, capsys):
     )
     assert main(["cache", "warm", str(spec)]) == 0
     assert "0 model structure(s), 0 compiled now" in capsys.readouterr().out
+
+
+def _saver(folder: str, tag: int, n: int, go) -> None:
+    """A process adding ``n`` entries to one numba cache index (as two compiles would)."""
+    from numba.core.caching import IndexDataCacheFile
+
+    cc._lock_numba_saves()
+    cache_file = IndexDataCacheFile(folder, "shared-fn", source_stamp=("stamp", 1))
+    assert go.wait(60)
+    for i in range(n):
+        cache_file.save(f"{tag}-{i}", f"code of {tag}-{i}")
+
+
+def test_numba_index_writes_from_two_processes_keep_every_entry_with_its_own_data(tmp_path):
+    """Each key of a shared numba index names its own data, whoever wrote last.
+
+    With numba's own save (index before data, no lock), two processes adding 200 entries
+    each to one index at once lost 67-189 entries and left some naming the other
+    process's data (three runs, 2026-12-01): numba would load another signature's code.
+    """
+    from numba.core.caching import IndexDataCacheFile
+
+    ctx = mp.get_context("spawn")
+    go = ctx.Event()
+    procs = [ctx.Process(target=_saver, args=(str(tmp_path), tag, 200, go)) for tag in (1, 2)]
+    for p in procs:
+        p.start()
+    time.sleep(2)  # both imported numba: start them together
+    go.set()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    cache_file = IndexDataCacheFile(str(tmp_path), "shared-fn", source_stamp=("stamp", 1))
+    for tag in (1, 2):
+        for i in range(200):
+            assert cache_file.load(f"{tag}-{i}") == f"code of {tag}-{i}"

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -157,11 +158,18 @@ class CacheReport:
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """An exclusive lock on ``path`` across processes (``flock``) and threads."""
+    with _THREAD_LOCK, process_lock(path):
+        yield
+
+
+@contextlib.contextmanager
+def process_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (across processes only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _THREAD_LOCK, path.open("a+") as fh:
+    with path.open("a+") as fh:
         try:
             import fcntl
-        except ImportError:  # pragma: no cover - not POSIX: threads only
+        except ImportError:  # pragma: no cover - not POSIX
             yield
             return
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
@@ -183,12 +191,48 @@ def numba_cache_at(folder: Path | None) -> Iterator[None]:
         return
     from pytensor.link.numba import cache as pt_cache
 
+    _lock_numba_saves()
     old = pt_cache.NUMBA_CACHE_PATH
     pt_cache.NUMBA_CACHE_PATH = folder
     try:
         yield
     finally:
         pt_cache.NUMBA_CACHE_PATH = old
+
+
+def _locked_save(self: Any, key: Any, data: Any) -> None:
+    """Save a numba cache entry safely while other processes write the same index.
+
+    numba's ``IndexDataCacheFile.save`` reads the index, picks a free data-file name,
+    writes the index, then the data, with no lock. Two processes adding different entries
+    (one function, two signatures) at once can leave an index whose entry names the
+    other's data file, and numba would then load the other signature's code. Here the
+    read-pick-write runs under an ``flock`` on ``<index>.lock``, and the data file is
+    written before the index that names it. (numba's compiler lock already keeps this
+    process's threads apart here.)
+    """
+    with process_lock(Path(self._index_path + ".lock")):
+        overloads = self._load_index()
+        data_name = overloads.get(key)
+        if data_name is None:
+            taken = set(overloads.values())
+            data_name = next(
+                name
+                for name in (self._data_name(i) for i in itertools.count(1))
+                if name not in taken
+            )
+        self._save_data(data_name, data)
+        if overloads.get(key) != data_name:
+            overloads[key] = data_name
+            self._save_index(overloads)
+
+
+def _lock_numba_saves() -> None:
+    """Install :func:`_locked_save` (once per process; numba's own code otherwise)."""
+    from numba.core import caching
+
+    if caching.IndexDataCacheFile.save is not _locked_save:
+        caching.IndexDataCacheFile.save = _locked_save
 
 
 class _LoadFailed(Exception):
