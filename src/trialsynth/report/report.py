@@ -504,32 +504,31 @@ def write_report(
     t_cum = time.perf_counter() - t0
     # The future-trial analyses are numpy work that releases the GIL: a second thread runs
     # them while this one draws the fit's own figures (same numbers, seeded, pure).
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        future = ahead if ahead is not None else pool.submit(_future_analyses, fit)
+    future = ahead if ahead is not None else start_future_analyses(fit)
 
-        def later() -> list[FigureSpec]:
-            f = future.result()
-            return _later_specs(f.design, next_trial_figures(f.updated, f.cmap, cum), bias)
+    def later() -> list[FigureSpec]:
+        f = future.result()
+        return _later_specs(f.design, next_trial_figures(f.updated, f.cmap, cum), bias)
 
-        figures, t_fig = make_figures(
-            fit,
-            folder,
-            analysis=meta,
-            sensitivity=sensitivity,
-            figure_formats=figure_formats,
-            later=later,
-        )
-        ahead = future.result()
+    figures, t_fig = make_figures(
+        fit,
+        folder,
+        analysis=meta,
+        sensitivity=sensitivity,
+        figure_formats=figure_formats,
+        later=later,
+    )
+    done = future.result()
     t0 = time.perf_counter()
     context = build_context(
         fit,
         analysis=meta,
         figures=figures,
         sensitivity=sensitivity,
-        design=ahead.design,
-        design_note=ahead.design_note,
-        updated=ahead.updated,
-        updated_note=ahead.updated_note,
+        design=done.design,
+        design_note=done.design_note,
+        updated=done.updated,
+        updated_note=done.updated_note,
         cum=cum,
         bias=bias,
     )
@@ -543,7 +542,7 @@ def write_report(
         context=paths["context"],
         figures=[folder / f[kind] for f in figures for kind in ("png", "svg")],
         timings={
-            "assurance_s": ahead.seconds,
+            "assurance_s": done.seconds,
             "cumulative_s": t_cum,
             "figures_s": t_fig,
             "report_s": time.perf_counter() - t0 - t_pdf,
