@@ -35,7 +35,7 @@ def test_spec_cumulative_section_in_the_report(tmp_path):
     for s in cum.steps:
         assert f"| {s.k} | {s.order_value} | {s.added} |" in section
         assert f"| {s.p_mu_gt_0:.3f} | {s.p_theta_new_gt_0:.3f} |" in section
-    assert "![Cumulative forest plot](figures/cumulative_forest.png)" in section
+    assert "![Cumulative forest plot](figures/cumulative_forest.svg)" in section
     ctx = json.loads((out / "report.json").read_text())
     assert [s["id"] for s in ctx["sections"]][-2:] == ["cumulative", "reproducibility"]
     html = (out / "report.html").read_text()
@@ -78,4 +78,4 @@ def test_future_section_has_the_three_curves(tmp_path):
             f"{c['two-sided-test'].mcse:.3f} | {c['updated-meta'].assurance:.3f} \u00b1 "
             f"{c['updated-meta'].mcse:.3f} |"
         ) in section
-    assert "figures/future_updated.png" in section and "figures/conclusion_map.png" in section
+    assert "figures/future_updated.svg" in section and "figures/conclusion_map.svg" in section

@@ -238,8 +238,9 @@ def test_diagnostics_figures_need_chains(ivig) -> None:
 
 def test_save_figure_png_300dpi_svg_reproducible(ivig, tmp_path) -> None:
     fig = plots.tau_plot(ivig)
-    a = style.save_figure(fig, tmp_path / "a", "tau")
-    b = style.save_figure(fig, tmp_path / "b", "tau")
+    assert set(style.save_figure(fig, tmp_path / "c", "tau")) == {"svg"}  # the default
+    a = style.save_figure(fig, tmp_path / "a", "tau", png=True)
+    b = style.save_figure(fig, tmp_path / "b", "tau", png=True)
     from PIL import Image
 
     with Image.open(a["png"]) as im:

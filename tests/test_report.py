@@ -95,11 +95,10 @@ def test_html_is_self_contained(written) -> None:
 def test_markdown_figures_are_files(written) -> None:
     md = written.markdown.read_text()
     refs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert refs and all(r.endswith(".png") for r in refs)
+    assert refs and all(r.endswith(".svg") for r in refs)  # PNG only when asked for
     for r in refs:
         path = written.folder / r
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert path.with_suffix(".svg").is_file()
+        assert path.read_text(encoding="utf-8").lstrip().startswith("<?xml")
 
 
 def test_numbers_and_text_come_from_the_fit(ivig, written) -> None:
@@ -138,7 +137,7 @@ def test_future_trial_section(ivig, written) -> None:
     design = design_trial(ivig, list(ctxmod.ASSURANCE_SIZES))  # same seed: same numbers
     for p in design.points:
         assert f"| {p.n_per_arm} | {p.assurance:.3f} \u00b1 {p.mcse:.3f} |" in section
-    assert "![Assurance of a future trial](figures/assurance.png)" in section
+    assert "![Assurance of a future trial](figures/assurance.svg)" in section
     assert design.criterion.describe() in section
 
 
@@ -190,6 +189,30 @@ def test_exact_fit_report(tmp_path) -> None:
     assert "No published results are shipped for `crins2014`" in md
 
 
+def test_png_figures_only_when_asked_for_and_stale_ones_removed(tmp_path) -> None:
+    data = load("crins2014")
+    res = fit(
+        data, spec=ModelSpec.from_options("normal-normal", data_kind=data.kind), engine="exact"
+    )
+    meta = rep.analysis_meta(name="crins2014")
+    files = rep.write_report(res, tmp_path, analysis=meta, figure_formats=("svg", "png"))
+    md = files.markdown.read_text()
+    assert "![Forest plot](figures/forest.png)" in md and "[SVG](figures/forest.svg)" in md
+    from PIL import Image
+
+    with Image.open(tmp_path / "figures" / "tau.png") as im:
+        assert im.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+    assert sorted(p.name for p in files.figures if p.suffix == ".png") == [
+        "benefit.png", "forest.png", "posterior.png", "tau.png"
+    ]  # fmt: skip
+    # the default again: SVG only, and the PNGs of the report before are gone, not stale
+    files = rep.write_report(res, tmp_path, analysis=meta)
+    assert {p.suffix for p in files.figures} == {".svg"}
+    assert not list((tmp_path / "figures").glob("*.png"))
+    md = files.markdown.read_text()
+    assert "![Forest plot](figures/forest.svg)" in md and "Also as [SVG]" not in md
+
+
 def test_sensitivity_section(ivig, tmp_path) -> None:
     s = ivig.summary()
     keys = ("or", "or_new", "tau", "p_mu_gt_0", "p_theta_new_gt_0", "diagnostics", "mcse")
@@ -229,7 +252,7 @@ def test_sensitivity_section(ivig, tmp_path) -> None:
     assert f"| **main: tau half-normal(0.5)** | **{o['median']:.2f} [" in section
     assert "| tau half-cauchy(5) |" in section and "failed: 2 divergent transition(s)" in section
     assert "| tau | 0.120 | 0.083 | **potential prior-data conflict** |" in section
-    assert "![Sensitivity](figures/sensitivity.png)" in section
+    assert "![Sensitivity](figures/sensitivity.svg)" in section
     assert 'data-figure="sensitivity"' in files.html.read_text()
     bad = tmp_path / "bad"
     (bad / "sensitivity").mkdir(parents=True)
@@ -263,7 +286,7 @@ def test_committed_report_is_current(name) -> None:
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     assert ctx["summary"] == summary
     for f in ctx["figures"]:
-        assert (folder / f["png"]).is_file() and (folder / f["svg"]).is_file()
+        assert all((folder / f[k]).is_file() for k in ("svg", "png", "pdf") if k in f)
 
 
 def _report_files(folder: Path) -> dict[str, bytes]:

@@ -129,6 +129,6 @@ def _save_figures(j: dict[str, Any], folder: Path) -> None:
 
     for name, _title, _caption, fig in bias_figures(j):
         try:
-            save_figure(fig, folder, name)
+            save_figure(fig, folder, name, png=True)  # stand-alone figures: PNG too
         finally:
             plt.close(fig)

@@ -30,10 +30,10 @@ def report(
         str,
         typer.Option(
             "--figure-format",
-            help="Comma-separated: png, svg, pdf (vector, fonts embedded); png and svg are "
-            "always written.",
+            help="Comma-separated: svg, png (300 dpi), pdf (vector, fonts embedded); svg is "
+            "always written (the report shows it).",
         ),
-    ] = "png,svg",
+    ] = "svg",
 ) -> None:
     """Write report.html (self-contained), report.md and the figures of a saved fit."""
     from trialsynth.report.pdf import FIGURE_FORMATS, REPORT_FORMATS, parse_formats
@@ -48,11 +48,10 @@ def report(
         + (["report.pdf"] if "pdf" in kinds else [])
         + (["sof.csv"] if (files.folder / "sof.csv").is_file() else [])
     )
-    fig_text = " and ".join(
-        k.upper() for k in ("png", "svg", "pdf") if k in {"png", "svg", *fig_kinds}
-    )
+    fig_text = " and ".join(k.upper() for k in ("svg", "png", "pdf") if k in {"svg", *fig_kinds})
+    n_figures = len({path.stem for path in files.figures})
     render.out.print(
-        f"wrote {files.folder}/ ({written}, figures/: {len(files.figures) // 2} figures as "
+        f"wrote {files.folder}/ ({written}, figures/: {n_figures} figures as "
         f"{fig_text}) in {time.perf_counter() - t0:.1f}s"
     )
     if json.loads(files.context.read_text(encoding="utf-8")).get("failed"):

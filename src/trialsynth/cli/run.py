@@ -36,8 +36,11 @@ def run(
     ] = "html,md",
     figure_formats: Annotated[
         str,
-        typer.Option("--figure-format", help="Figure formats: png, svg, pdf (comma-separated)."),
-    ] = "png,svg",
+        typer.Option(
+            "--figure-format",
+            help="Figure formats, comma-separated: svg (always written), png (300 dpi), pdf.",
+        ),
+    ] = "svg",
 ) -> None:
     """Run an analysis spec: fit, check, print, and write summary, posterior and forest plot."""
     from trialsynth.report.pdf import FIGURE_FORMATS, REPORT_FORMATS, parse_formats

@@ -41,8 +41,10 @@ td, th, td.num { white-space: normal; overflow-wrap: break-word; }
 table.sof { font-size: 7pt; table-layout: fixed; }
 </style>
 """
-#: Formats ``--figure-format`` accepts (PNG and SVG are always written: the report uses them).
+#: Formats ``--figure-format`` accepts. SVG is always written (the report shows it); PNG
+#: (300 dpi) and PDF (vector, fonts embedded) are written when asked for.
 FIGURE_FORMATS = ("png", "svg", "pdf")
+DEFAULT_FIGURE_FORMATS = ("svg",)
 REPORT_FORMATS = ("html", "md", "pdf")
 
 

@@ -1,8 +1,8 @@
 """Report figures. One function per figure, keyword-only options, returning the figure.
 
-The caller saves (:func:`~trialsynth.report.style.save_figure` writes PNG and SVG). Colours are from
-the Okabe-Ito palette (colour-blind safe) and every mark also differs in shape, fill or
-line style, so figures stay readable in greyscale. Figures are drawn from a
+The caller saves (:func:`~trialsynth.report.style.save_figure`: SVG, and PNG if asked).
+Colours are from the Okabe-Ito palette (colour-blind safe) and every mark also differs in
+shape, fill or line style, so figures stay readable in greyscale. Figures are drawn from a
 :class:`~trialsynth.results.base.FitResult`, fresh or loaded from a FIT folder.
 
 Figures: :func:`~trialsynth.report.forest.forest_plot` (the forest plot), :func:`posterior_plot`

@@ -39,7 +39,7 @@ from trialsynth.report.context import (
     find_sensitivity,
     future_trial,
 )
-from trialsynth.report.pdf import html_to_pdf, save_pdf_figure
+from trialsynth.report.pdf import DEFAULT_FIGURE_FORMATS, html_to_pdf, save_pdf_figure
 from trialsynth.report.sof import sof_csv
 from trialsynth.report.stamp import (
     STAMP_FILE,
@@ -207,13 +207,13 @@ def make_figures(
     *,
     analysis: dict[str, Any],
     sensitivity: list[dict[str, Any]] | None = None,
-    figure_formats: tuple[str, ...] = ("png", "svg"),
+    figure_formats: tuple[str, ...] = DEFAULT_FIGURE_FORMATS,
     later: Callable[[], list[FigureSpec]] | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Draw and save every figure that applies to ``fit`` in ``folder/figures``.
 
-    PNG and SVG are always written (the report shows them); ``"pdf"`` in
-    ``figure_formats`` adds a vector PDF of each figure (fonts embedded).
+    SVG is always written (the report shows it); ``"png"`` in ``figure_formats`` adds a
+    300-dpi PNG of each figure and ``"pdf"`` a vector PDF (fonts embedded).
 
     The fit's own figures first, with ``sensitivity`` rows the sensitivity figure
     (``plots.sensitivity_plot``), then the figures ``later`` returns (:func:`_later_specs`),
@@ -223,8 +223,8 @@ def make_figures(
     Returns
     -------
     list of dict
-        ``name``, ``title``, ``caption``, ``section``, ``png`` and ``svg`` (paths relative to
-        ``folder``), in report order.
+        ``name``, ``title``, ``caption``, ``section``, ``svg`` (and ``png``, ``pdf`` when
+        asked for; paths relative to ``folder``), in report order.
     float
         Seconds spent.
     """
@@ -299,7 +299,9 @@ def _draw_all(
     for spec in specs:
         fig = spec.draw(fit, **{k: options[k] for k in spec.kwargs})
         try:
-            paths = save_figure(fig, Path(folder) / "figures", spec.name)
+            paths = save_figure(
+                fig, Path(folder) / "figures", spec.name, png="png" in figure_formats
+            )
             if "pdf" in figure_formats:
                 paths["pdf"] = save_pdf_figure(fig, Path(folder) / "figures" / f"{spec.name}.pdf")
         finally:
@@ -418,6 +420,24 @@ class ReportFiles:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def figure_files(folder: Path, figures: list[dict[str, Any]]) -> list[Path]:
+    """The files of the report's ``figures`` entries (each figure's SVG, PNG and PDF)."""
+    return [folder / f[kind] for f in figures for kind in ("png", "svg", "pdf") if kind in f]
+
+
+def _listed_figures(folder: Path) -> set[Path]:
+    """The figure files that the report in ``folder`` lists, if it has one.
+
+    Only files directly in ``folder/figures`` count, whatever a damaged report.json says.
+    """
+    try:
+        context = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        listed = figure_files(folder, list(context.get("figures", [])))
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        return set()
+    return {p for p in listed if isinstance(p, Path) and p.parent == folder / "figures"}
+
+
 @dataclass(frozen=True)
 class FutureAnalyses:
     """The report's future-trial analyses, each None with a note where it does not apply."""
@@ -463,7 +483,7 @@ def write_report(
     analysis: dict[str, Any] | None = None,
     sensitivity: list[dict[str, Any]] | None = None,
     formats: tuple[str, ...] = ("html", "md"),
-    figure_formats: tuple[str, ...] = ("png", "svg"),
+    figure_formats: tuple[str, ...] = DEFAULT_FIGURE_FORMATS,
     bias: dict[str, Any] | None = None,
     stamp: dict[str, Any] | None = None,
     ahead: Future[FutureAnalyses] | None = None,
@@ -498,6 +518,7 @@ def write_report(
     bias = find_bias(folder, fit.provenance["data_sha256"]) if bias is None else bias
     folder.mkdir(parents=True, exist_ok=True)
     clear_stamp(folder)
+    before = _listed_figures(folder)
     meta = analysis or analysis_meta(name=str(fit.provenance["data_name"]))
     t0 = time.perf_counter()
     cum = cumulative_for(fit, meta["cumulative"]) if meta.get("cumulative") else None
@@ -518,6 +539,8 @@ def write_report(
         figure_formats=figure_formats,
         later=later,
     )
+    for stale in before - set(figure_files(folder, figures)):  # e.g. a PNG not asked for now
+        stale.unlink(missing_ok=True)
     done = future.result()
     t0 = time.perf_counter()
     context = build_context(
@@ -540,7 +563,7 @@ def write_report(
         html=paths["html"],
         markdown=paths["markdown"],
         context=paths["context"],
-        figures=[folder / f[kind] for f in figures for kind in ("png", "svg")],
+        figures=figure_files(folder, figures),
         timings={
             "assurance_s": done.seconds,
             "cumulative_s": t_cum,
@@ -618,7 +641,7 @@ def rerender(
         html=out / "report.html",
         markdown=out / "report.md",
         context=out / "report.json",
-        figures=[out / f[kind] for f in context["figures"] for kind in ("png", "svg")],
+        figures=figure_files(out, context["figures"]),
         timings={"reused_s": t_render, "pdf_s": time.perf_counter() - t0 - t_render},
     )
 
@@ -628,7 +651,7 @@ def report_from_folder(
     out: str | Path | None = None,
     *,
     formats: tuple[str, ...] = ("html", "md"),
-    figure_formats: tuple[str, ...] = ("png", "svg"),
+    figure_formats: tuple[str, ...] = DEFAULT_FIGURE_FORMATS,
 ) -> ReportFiles:
     """Make the report of a saved fit (``trialsynth report FIT [--out DIR] [--format ...]``).
 

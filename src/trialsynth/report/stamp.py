@@ -81,7 +81,7 @@ def input_stamp(fit_dir: str | Path, figure_formats: tuple[str, ...]) -> dict[st
         "inputs": {
             name: sha256_file(folder / name) for name in INPUT_FILES if (folder / name).is_file()
         },
-        "figure_formats": sorted({"png", "svg", *figure_formats}),
+        "figure_formats": sorted({"svg", *figure_formats}),
     }
 
 

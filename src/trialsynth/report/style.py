@@ -55,23 +55,30 @@ def pyplot() -> Any:
     return plt
 
 
-def save_figure(fig: Figure, folder: str | Path, stem: str) -> dict[str, Path]:
-    """Save ``fig`` as ``<stem>.png`` (300 dpi) and ``<stem>.svg`` in ``folder``.
+def save_figure(
+    fig: Figure, folder: str | Path, stem: str, *, png: bool = False
+) -> dict[str, Path]:
+    """Save ``fig`` as ``<stem>.svg`` in ``folder``, and as ``<stem>.png`` (300 dpi) if ``png``.
 
-    Both files are reproducible byte for byte (no timestamps, fixed SVG ids).
+    The SVG is what the report shows (embedded in report.html, linked from report.md); a
+    300-dpi PNG costs more than the SVG and the drawing together, so it is written only on
+    request (``--figure-format png``). Both are reproducible byte for byte (no timestamps,
+    fixed SVG ids).
 
     Returns
     -------
     dict
-        ``{"png": path, "svg": path}``.
+        ``{"svg": path}``, plus ``"png": path`` if ``png``.
     """
     import matplotlib
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {"png": folder / f"{stem}.png", "svg": folder / f"{stem}.svg"}
+    paths = {"svg": folder / f"{stem}.svg"}
     with matplotlib.rc_context({"svg.hashsalt": "trialsynth", "svg.fonttype": "path"}):
-        fig.savefig(paths["png"], dpi=300, metadata={"Software": None})
+        if png:
+            paths["png"] = folder / f"{stem}.png"
+            fig.savefig(paths["png"], dpi=300, metadata={"Software": None})
         fig.savefig(paths["svg"], metadata={"Date": None, "Creator": None})
     return paths
 

@@ -26,6 +26,7 @@ from trialsynth.core.errors import TrialsynthError
 from trialsynth.core.files import TEMP_PREFIX, commit_files, recover
 from trialsynth.report.context import find_sensitivity
 from trialsynth.report.forest import forest_plot
+from trialsynth.report.pdf import DEFAULT_FIGURE_FORMATS
 from trialsynth.report.report import (
     ReportFiles,
     analysis_meta,
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
 #: Formats of a report and of its figures (``html``/``md``/``pdf``, ``png``/``svg``/``pdf``).
 Formats = tuple[tuple[str, ...], tuple[str, ...]]
-DEFAULT_FORMATS: Formats = (("html", "md"), ("png", "svg"))
+DEFAULT_FORMATS: Formats = (("html", "md"), DEFAULT_FIGURE_FORMATS)
 #: Files of a FIT folder that identify the analysis it holds.
 FIT_FILES = ("posterior.nc", "summary.json", "summary.csv")
 
@@ -320,7 +321,7 @@ def report_folder(
     out_dir: Path | None = None,
     *,
     formats: tuple[str, ...] = ("html", "md"),
-    figure_formats: tuple[str, ...] = ("png", "svg"),
+    figure_formats: tuple[str, ...] = DEFAULT_FIGURE_FORMATS,
 ) -> ReportFiles:
     """``trialsynth report FIT [--out DIR]``: the report of a saved fit.
 

@@ -130,6 +130,6 @@ def run_sensitivity(
         import matplotlib.pyplot as plt  # heavy: only when a figure is drawn
 
         fig = sensitivity_plot(result.rows, title=plan.title)
-        save_figure(fig, plan.folder, "sensitivity")
+        save_figure(fig, plan.folder, "sensitivity", png=True)  # its own output: PNG too
         plt.close(fig)
     return result
