@@ -175,7 +175,8 @@ def test_exact_fit_report(tmp_path) -> None:
     res = fit(
         data, spec=ModelSpec.from_options("normal-normal", data_kind=data.kind), engine="exact"
     )
-    files = rep.write_report(res, tmp_path, analysis=rep.analysis_meta(name="crins2014"))
+    meta = rep.analysis_meta(name="crins2014")
+    files = rep.write_report(res, tmp_path, analysis=meta, figure_formats=("svg", "png"))
     md = files.markdown.read_text()
     ctx = json.loads(files.context.read_text())
     # no chains: no rank/trace figures, no MCSE, and the report says why
@@ -187,16 +188,7 @@ def test_exact_fit_report(tmp_path) -> None:
     assert "No question was stated" in md
     assert "normal-likelihood fit carries no control-arm rate" in md
     assert "No published results are shipped for `crins2014`" in md
-
-
-def test_png_figures_only_when_asked_for_and_stale_ones_removed(tmp_path) -> None:
-    data = load("crins2014")
-    res = fit(
-        data, spec=ModelSpec.from_options("normal-normal", data_kind=data.kind), engine="exact"
-    )
-    meta = rep.analysis_meta(name="crins2014")
-    files = rep.write_report(res, tmp_path, analysis=meta, figure_formats=("svg", "png"))
-    md = files.markdown.read_text()
+    # PNGs asked for: report.md shows them (300 dpi) and links the SVGs
     assert "![Forest plot](figures/forest.png)" in md and "[SVG](figures/forest.svg)" in md
     from PIL import Image
 
@@ -205,7 +197,7 @@ def test_png_figures_only_when_asked_for_and_stale_ones_removed(tmp_path) -> Non
     assert sorted(p.name for p in files.figures if p.suffix == ".png") == [
         "benefit.png", "forest.png", "posterior.png", "tau.png"
     ]  # fmt: skip
-    # the default again: SVG only, and the PNGs of the report before are gone, not stale
+    # the default: SVG only, and the PNGs of the report before are gone, not stale
     files = rep.write_report(res, tmp_path, analysis=meta)
     assert {p.suffix for p in files.figures} == {".svg"}
     assert not list((tmp_path / "figures").glob("*.png"))
@@ -320,13 +312,14 @@ def test_report_of_an_unchanged_fit_is_reused(tmp_path) -> None:
     redrawn = rep.report_from_folder(fit_dir, tmp_path / "redrawn")
     assert "figures_s" in redrawn.timings
     assert _report_files(tmp_path / "copy") == _report_files(tmp_path / "redrawn")
-    # a changed input (the question in analysis.json) is drawn and written again
-    rep.write_analysis_meta(fit_dir, rep.analysis_meta(name="crins2014", question="Q2?"))
-    again = rep.report_from_folder(fit_dir, tmp_path / "redrawn")
-    assert "figures_s" in again.timings and "Q2?" in again.markdown.read_text()
-    # a report missing one of its figures is not reused (the check report_from_folder asks)
+    # the check report_from_folder asks (above: reused, redrawn): a changed input (the
+    # question in analysis.json) is not reused from either folder
     current = input_stamp(fit_dir, ())
     assert reusable(tmp_path / "redrawn", current) is not None
+    rep.write_analysis_meta(fit_dir, rep.analysis_meta(name="crins2014", question="Q2?"))
+    changed = input_stamp(fit_dir, ())
+    assert reusable(tmp_path / "redrawn", changed) is None and reusable(fit_dir, changed) is None
+    # nor is a report missing one of its figures
     (tmp_path / "redrawn" / "figures" / "tau.svg").unlink()
     assert reusable(tmp_path / "redrawn", current) is None
 
