@@ -202,7 +202,7 @@ def test_a_changed_file_is_damage_once_no_other_compile_runs(tmp_path):
     ctx = mp.get_context("spawn")
     ready = ctx.Event()
     lock = cache.folder / ".lock-other"
-    holder = ctx.Process(target=_hold_lock, args=(str(cache.folder), 3.0, ready, lock.name))
+    holder = ctx.Process(target=_hold_lock, args=(str(cache.folder), 1.5, ready, lock.name))
     holder.start()
     assert ready.wait(60)
     _, report = cc.CompileCache(FLAGS, root=tmp_path).compile("m1", _build(b"x", "g.py312"))
@@ -262,7 +262,7 @@ def test_a_hit_does_not_wait_for_another_compile(tmp_path):
     cache.compile("m1", _build(b"code"))
     ctx = mp.get_context("spawn")
     ready = ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(str(cache.folder), 4.0, ready))
+    holder = ctx.Process(target=_hold_lock, args=(str(cache.folder), 2.0, ready))
     holder.start()
     assert ready.wait(60)
     t0 = time.perf_counter()
@@ -271,8 +271,8 @@ def test_a_hit_does_not_wait_for_another_compile(tmp_path):
     _, report = cache.compile("m2", _build(b"other", name="g-def.py312"))
     waited_s = time.perf_counter() - t0
     holder.join(30)
-    assert hit_s < 2.0  # the holder keeps the lock 4 s
-    assert report.status == "miss" and waited_s > 2.0
+    assert hit_s < 1.0  # the holder keeps the lock 2 s; a hit takes milliseconds
+    assert report.status == "miss" and waited_s > 1.0
 
 
 def test_cli_cache_warm_skips_exact_fits(tmp_path, monkeypatch, capsys):
@@ -290,12 +290,13 @@ def test_cli_cache_warm_skips_exact_fits(tmp_path, monkeypatch, capsys):
     assert "0 model structure(s), 0 compiled now" in capsys.readouterr().out
 
 
-def _saver(folder: str, tag: int, n: int, go) -> None:
+def _saver(folder: str, tag: int, n: int, ready, go) -> None:
     """A process adding ``n`` entries to one numba cache index (as two compiles would)."""
     from numba.core.caching import IndexDataCacheFile
 
     cc._lock_numba_saves()
     cache_file = IndexDataCacheFile(folder, "shared-fn", source_stamp=("stamp", 1))
+    ready.set()
     assert go.wait(60)
     for i in range(n):
         cache_file.save(f"{tag}-{i}", f"code of {tag}-{i}")
@@ -311,11 +312,14 @@ def test_numba_index_writes_from_two_processes_keep_every_entry_with_its_own_dat
     from numba.core.caching import IndexDataCacheFile
 
     ctx = mp.get_context("spawn")
-    go = ctx.Event()
-    procs = [ctx.Process(target=_saver, args=(str(tmp_path), tag, 200, go)) for tag in (1, 2)]
+    go, ready = ctx.Event(), [ctx.Event(), ctx.Event()]
+    procs = [
+        ctx.Process(target=_saver, args=(str(tmp_path), tag, 200, ready[tag - 1], go))
+        for tag in (1, 2)
+    ]
     for p in procs:
         p.start()
-    time.sleep(2)  # both imported numba: start them together
+    assert all(r.wait(60) for r in ready)  # both imported numba: start them together
     go.set()
     for p in procs:
         p.join(120)
