@@ -282,7 +282,16 @@ def test_run_writes_then_reuses_then_refits(tmp_path, fitted) -> None:
     assert "reusing" in second.err
     assert second.json == s
     assert (out / "posterior.nc").stat().st_ino == inode  # not rewritten
+    assert not list((out / "figures").glob("*.png"))  # the report's figures: SVG by default
 
+    # PNGs asked for: the same fit, its report drawn again with them
+    with_png = call(["run", str(spec), "--json", "--figure-format", "svg,png"])
+    assert with_png.code == 0, with_png.err
+    assert "reusing" in with_png.err and with_png.json == s
+    assert (out / "figures" / "forest.png").is_file()
+    assert "![Forest plot](figures/forest.png)" in (out / "report.md").read_text()
+
+    inode = (out / "posterior.nc").stat().st_ino  # the outputs were written again
     third = call(["run", str(spec), "--json", "--refit"])
     assert third.code == 0, third.err
     assert "reusing" not in third.err

@@ -205,6 +205,24 @@ def test_exact_fit_report(tmp_path) -> None:
     assert "![Forest plot](figures/forest.svg)" in md and "Also as [SVG]" not in md
 
 
+def test_is_current_asks_for_every_figure_format(tmp_path) -> None:
+    from trialsynth import __version__
+
+    figures = [{"name": "tau", "svg": "figures/tau.svg"}]
+    ctx = {"format": ctxmod.REPORT_FORMAT, "trialsynth": __version__, "figures": figures}
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "tau.svg").write_text("<svg/>")
+    (tmp_path / "report.html").write_text("<html></html>")
+    (tmp_path / "report.json").write_text(json.dumps(ctx))
+    assert rep.is_current(tmp_path) and rep.is_current(tmp_path, None, ("svg",))
+    assert not rep.is_current(tmp_path, None, ("svg", "png"))  # no PNG: draw again
+    figures[0]["png"] = "figures/tau.png"
+    (tmp_path / "report.json").write_text(json.dumps(ctx))
+    assert not rep.is_current(tmp_path, None, ("png",))  # listed, but the file is missing
+    (tmp_path / "figures" / "tau.png").write_bytes(b"\x89PNG")
+    assert rep.is_current(tmp_path, None, ("png",))
+
+
 def test_sensitivity_section(ivig, tmp_path) -> None:
     s = ivig.summary()
     keys = ("or", "or_new", "tau", "p_mu_gt_0", "p_theta_new_gt_0", "diagnostics", "mcse")

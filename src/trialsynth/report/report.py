@@ -690,11 +690,17 @@ def report_from_folder(
     )
 
 
-def is_current(folder: str | Path, analysis: dict[str, Any] | None = None) -> bool:
+def is_current(
+    folder: str | Path,
+    analysis: dict[str, Any] | None = None,
+    figure_formats: tuple[str, ...] = (),
+) -> bool:
     """True when ``folder`` holds a report written in this code's ``REPORT_FORMAT``.
 
     With ``analysis``, the report must also have been written for that metadata (an edited
-    question or title makes the report stale).
+    question or title makes the report stale); with ``figure_formats``, every figure must
+    have a file of each of those formats (``run --figure-format png`` on a report written
+    with SVGs only draws it again).
     """
     from trialsynth import __version__
 
@@ -710,4 +716,16 @@ def is_current(folder: str | Path, analysis: dict[str, Any] | None = None) -> bo
         and ctx.get("format") == REPORT_FORMAT
         and ctx.get("trialsynth") == __version__
         and (analysis is None or ctx.get("analysis") == analysis)
+        and _has_formats(Path(folder), ctx.get("figures"), figure_formats)
+    )
+
+
+def _has_formats(folder: Path, figures: Any, kinds: tuple[str, ...]) -> bool:
+    """True when each of ``figures`` (report.json entries) has an existing file of ``kinds``."""
+    if not kinds:
+        return True
+    if not isinstance(figures, list) or not all(isinstance(f, dict) for f in figures):
+        return False
+    return all(
+        isinstance(f.get(k), str) and (folder / f[k]).is_file() for f in figures for k in kinds
     )

@@ -221,7 +221,8 @@ def run_analysis(
     fresh = bool(
         result.timings
         or not (plan.folder / "forest.png").exists()
-        or not is_current(plan.folder, meta)  # missing, other format, or other question
+        # missing, another format, another question, or figures of a format not there
+        or not is_current(plan.folder, meta, plan.formats[1])
         or result.extras.get("absolute") != saved_absolute  # other control risk or MCID
         or ("pdf" in plan.formats[0] and not (plan.folder / "report.pdf").exists())
     )
@@ -266,7 +267,7 @@ def finish_run(plan: RunPlan, outcome: RunOutcome, sensitivity: SensitivityResul
     if plan.compiling is not None:
         plan.compiling.join()
     meta = plan.meta
-    if outcome.fresh or sensitivity.changed or not is_current(plan.folder, meta):
+    if outcome.fresh or sensitivity.changed or not is_current(plan.folder, meta, plan.formats[1]):
         write_report(
             outcome.result, plan.folder, analysis=meta, formats=plan.formats, ahead=outcome.ahead
         )
