@@ -318,8 +318,15 @@ def test_report_of_an_unchanged_fit_is_reused(tmp_path) -> None:
     rep.write_analysis_meta(fit_dir, rep.analysis_meta(name="crins2014", question="Q1?"))
     first = rep.report_from_folder(fit_dir)
     assert "figures_s" in first.timings and (fit_dir / STAMP_FILE).is_file()
+    stale = tmp_path / "copy" / "figures" / "old.png"  # listed by an older report there
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
+    (tmp_path / "copy" / "report.json").write_text(
+        json.dumps({"figures": [{"name": "old", "png": "figures/old.png"}]})
+    )
     reused = rep.report_from_folder(fit_dir, tmp_path / "copy")
     assert "reused_s" in reused.timings and "figures_s" not in reused.timings
+    assert not stale.exists()
     # an edited copy is not reused: the intact report of the FIT folder is copied again
     edited = tmp_path / "copy" / "report.json"
     edited.write_text(edited.read_text().replace("crins2014", "edited"))

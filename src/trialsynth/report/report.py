@@ -623,10 +623,13 @@ def rerender(
     ]
     if out.resolve() != source.resolve():
         clear_stamp(out)
+        before = _listed_figures(out)
         (out / "figures").mkdir(exist_ok=True)
         for name in names:
             if (source / name).is_file():
                 shutil.copyfile(source / name, out / name)
+        for stale in before - set(figure_files(out, context["figures"])):
+            stale.unlink(missing_ok=True)
     atomic_write_text(out / "report.md", render_markdown(context))
     atomic_write_text(out / "report.html", render_html(context, out))
     if context.get("sof"):
