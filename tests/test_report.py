@@ -205,6 +205,14 @@ def test_exact_fit_report(tmp_path) -> None:
     assert "![Forest plot](figures/forest.svg)" in md and "Also as [SVG]" not in md
 
 
+def test_report_command_says_which_figure_formats_the_report_holds() -> None:
+    from trialsynth.cli.report import figures_text
+
+    names = ["figures/forest.svg", "figures/forest.png", "figures/tau.png", "figures/tau.svg"]
+    assert figures_text([Path(n) for n in names]) == "2 figures as SVG and PNG"
+    assert figures_text([Path("figures/forest.svg")]) == "1 figures as SVG"
+
+
 def test_is_current_asks_for_every_figure_format(tmp_path) -> None:
     from trialsynth import __version__
 

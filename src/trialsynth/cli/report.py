@@ -48,17 +48,25 @@ def report(
         + (["report.pdf"] if "pdf" in kinds else [])
         + (["sof.csv"] if (files.folder / "sof.csv").is_file() else [])
     )
-    fig_text = " and ".join(k.upper() for k in ("svg", "png", "pdf") if k in {"svg", *fig_kinds})
-    n_figures = len({path.stem for path in files.figures})
     render.out.print(
-        f"wrote {files.folder}/ ({written}, figures/: {n_figures} figures as "
-        f"{fig_text}) in {time.perf_counter() - t0:.1f}s"
+        f"wrote {files.folder}/ ({written}, figures/: {figures_text(files.figures)}) in "
+        f"{time.perf_counter() - t0:.1f}s"
     )
     if json.loads(files.context.read_text(encoding="utf-8")).get("failed"):
         render.err.print(
             "[bold red]warning[/bold red]: this fit FAILED its convergence checks; "
             "the report says so at the top"
         )
+
+
+def figures_text(figures: list[Path]) -> str:
+    """``"10 figures as SVG and PNG"``: the formats the report holds.
+
+    A reused report may hold more formats than were asked for.
+    """
+    held = {path.suffix.lstrip(".") for path in figures}
+    kinds = " and ".join(k.upper() for k in ("svg", "png", "pdf") if k in held)
+    return f"{len({path.stem for path in figures})} figures as {kinds}"
 
 
 def register(app: typer.Typer) -> None:
