@@ -44,6 +44,8 @@ from trialsynth.report.sof import sof_csv
 from trialsynth.report.stamp import (
     STAMP_FILE,
     clear_stamp,
+    figure_names,
+    has_figure_files,
     input_stamp,
     reusable,
     write_stamp,
@@ -422,7 +424,7 @@ class ReportFiles:
 
 def figure_files(folder: Path, figures: list[dict[str, Any]]) -> list[Path]:
     """The files of the report's ``figures`` entries (each figure's SVG, PNG and PDF)."""
-    return [folder / f[kind] for f in figures for kind in ("png", "svg", "pdf") if kind in f]
+    return [folder / name for name in figure_names(figures)]
 
 
 def _listed_figures(folder: Path) -> set[Path]:
@@ -435,7 +437,13 @@ def _listed_figures(folder: Path) -> set[Path]:
         listed = figure_files(folder, list(context.get("figures", [])))
     except (OSError, ValueError, AttributeError, TypeError, KeyError):
         return set()
-    return {p for p in listed if isinstance(p, Path) and p.parent == folder / "figures"}
+    return {p for p in listed if p.parent == folder / "figures"}
+
+
+def _remove_unlisted(folder: Path, before: set[Path], figures: list[dict[str, Any]]) -> None:
+    """Delete the files of ``before`` (an older report's figures) that ``figures`` drops."""
+    for stale in before - set(figure_files(folder, figures)):  # e.g. a PNG not asked for now
+        stale.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -539,8 +547,7 @@ def write_report(
         figure_formats=figure_formats,
         later=later,
     )
-    for stale in before - set(figure_files(folder, figures)):  # e.g. a PNG not asked for now
-        stale.unlink(missing_ok=True)
+    _remove_unlisted(folder, before, figures)
     done = future.result()
     t0 = time.perf_counter()
     context = build_context(
@@ -618,9 +625,7 @@ def rerender(
 
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    names = ["report.json"] + [
-        f[k] for f in context["figures"] for k in ("png", "svg", "pdf") if k in f
-    ]
+    names = ["report.json", *figure_names(context["figures"])]
     if out.resolve() != source.resolve():
         clear_stamp(out)
         before = _listed_figures(out)
@@ -628,8 +633,7 @@ def rerender(
         for name in names:
             if (source / name).is_file():
                 shutil.copyfile(source / name, out / name)
-        for stale in before - set(figure_files(out, context["figures"])):
-            stale.unlink(missing_ok=True)
+        _remove_unlisted(out, before, context["figures"])
     atomic_write_text(out / "report.md", render_markdown(context))
     atomic_write_text(out / "report.html", render_html(context, out))
     if context.get("sof"):
@@ -719,16 +723,5 @@ def is_current(
         and ctx.get("format") == REPORT_FORMAT
         and ctx.get("trialsynth") == __version__
         and (analysis is None or ctx.get("analysis") == analysis)
-        and _has_formats(Path(folder), ctx.get("figures"), figure_formats)
-    )
-
-
-def _has_formats(folder: Path, figures: Any, kinds: tuple[str, ...]) -> bool:
-    """True when each of ``figures`` (report.json entries) has an existing file of ``kinds``."""
-    if not kinds:
-        return True
-    if not isinstance(figures, list) or not all(isinstance(f, dict) for f in figures):
-        return False
-    return all(
-        isinstance(f.get(k), str) and (folder / f[k]).is_file() for f in figures for k in kinds
+        and has_figure_files(Path(folder), ctx.get("figures"), figure_formats)
     )

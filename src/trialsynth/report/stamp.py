@@ -102,11 +102,30 @@ def write_stamp(folder: str | Path, stamp: dict[str, Any]) -> Path:
     return path
 
 
+#: The file kinds a ``figures`` entry of report.json may name.
+FIGURE_KINDS = ("png", "svg", "pdf")
+
+
+def figure_names(figures: list[dict[str, Any]]) -> list[str]:
+    """The files that report.json's ``figures`` entries name (relative to its folder)."""
+    return [f[k] for f in figures for k in FIGURE_KINDS if k in f]
+
+
+def has_figure_files(folder: Path, figures: Any, kinds: Any) -> bool:
+    """True when each of ``figures`` (report.json entries) names an existing file of ``kinds``."""
+    if not kinds:
+        return True
+    if not isinstance(figures, list) or not all(isinstance(f, dict) for f in figures):
+        return False
+    return all(
+        isinstance(f.get(k), str) and (folder / f[k]).is_file() for f in figures for k in kinds
+    )
+
+
 def _output_files(folder: Path) -> list[str]:
     """``report.json`` and every figure file it lists (paths relative to ``folder``)."""
     context = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-    kinds = ("png", "svg", "pdf")
-    return ["report.json"] + [f[k] for f in context.get("figures", []) for k in kinds if k in f]
+    return ["report.json", *figure_names(context.get("figures", []))]
 
 
 def clear_stamp(folder: str | Path) -> None:
@@ -132,9 +151,7 @@ def reusable(folder: str | Path, stamp: dict[str, Any]) -> dict[str, Any] | None
     same = all(stored.get(k) == v for k, v in stamp.items() if k != "figure_formats")
     if not same or not set(stamp["figure_formats"]) <= set(stored.get("figure_formats", [])):
         return None
-    kinds = stamp["figure_formats"]
-    files = [f.get(k) for f in context.get("figures", []) for k in kinds]
-    if not all(isinstance(f, str) and (folder / f).is_file() for f in files):
+    if not has_figure_files(folder, context.get("figures", []), stamp["figure_formats"]):
         return None
     outputs = stored.get("outputs")
     if not isinstance(outputs, dict) or set(outputs) != set(_output_files(folder)):
