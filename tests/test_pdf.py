@@ -111,6 +111,15 @@ def test_format_lists_are_checked():
         parse_formats("html,docx", ("html", "md", "pdf"), "--format")
 
 
+def test_an_unknown_figure_format_is_bad_input_at_the_command_line(tmp_path):
+    code, _, err = run_cli(["report", str(tmp_path), "--figure-format", "svg,gif"])
+    assert code == 2
+    assert err.strip() == (
+        "trialsynth: error: --figure-format: unknown format 'gif'; valid: png, svg, pdf "
+        "(comma-separated)"
+    )
+
+
 @needs_pdf
 def test_run_writes_pdf_report_and_figures(run_out) -> None:
     folder, out = run_out
