@@ -3,7 +3,8 @@
 Each case runs a ``trialsynth`` command in this process (``trialsynth.cli.app.main``) and keeps
 what it printed as JSON (or a JSON file it wrote), without what legitimately varies between
 runs (wall times, versions, paths). ``--record`` writes ``tests/golden/<case>.json``;
-``tests/test_golden.py`` reruns the cases and compares every number exactly.
+``tests/test_golden.py`` reruns the cases and compares every number exactly where the
+machine and versions are those recorded (``tests/golden/_env.json``, :func:`environment`).
 
 Usage: .venv/bin/python scripts/golden.py --record [CASE ...]
 """
@@ -226,6 +227,28 @@ CASES += [
 FIT_CASES = {name for name, argv, _, _ in CASES if argv[0] == "fit"}
 
 
+#: The recorded environment (written by ``--record``).
+ENV_FILE = GOLDEN / "_env.json"
+#: Packages whose compiled code the numbers depend on.
+NUMERIC_PACKAGES = ("numpy", "scipy", "pymc", "pytensor", "nutpie", "numba", "llvmlite")
+
+
+def environment() -> dict[str, Any]:
+    """What the recorded numbers depend on besides the code: versions and the CPU.
+
+    The CPU matters even without compiled models: numpy picks SIMD code for exp, log and
+    friends and OpenBLAS its kernels by the CPU's features, and the results differ in the
+    last bits from one CPU kind to another.
+    """
+    import platform
+    from importlib import metadata
+
+    from trialsynth.engines.compile_cache import cpu_target
+
+    versions = {name: metadata.version(name) for name in NUMERIC_PACKAGES}
+    return {"python": platform.python_version(), "versions": versions, "cpu": cpu_target()}
+
+
 def strip(value: Any) -> Any:
     """Drop the volatile keys, recursively."""
     if isinstance(value, dict):
@@ -291,6 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--record", action="store_true", help="write tests/golden/*.json")
     args = ap.parse_args(argv)
     names = args.cases or [c[0] for c in CASES]
+    env = environment()
+    if args.record and args.cases and _recorded_env() not in (None, env):
+        print(
+            "golden: the other cases were recorded on another machine or versions "
+            f"({ENV_FILE.name}); record every case here (no CASE arguments)",
+            file=sys.stderr,
+        )
+        return 2
     work = Path(tempfile.mkdtemp(prefix="golden-"))
     try:
         for name in names:
@@ -299,9 +330,15 @@ def main(argv: list[str] | None = None) -> int:
                 GOLDEN.mkdir(parents=True, exist_ok=True)
                 (GOLDEN / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
             print(f"{name}: ok", file=sys.stderr)
+        if args.record:
+            ENV_FILE.write_text(json.dumps(env, indent=1, sort_keys=True) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _recorded_env() -> dict[str, Any] | None:
+    return json.loads(ENV_FILE.read_text()) if ENV_FILE.exists() else None
 
 
 if __name__ == "__main__":
