@@ -103,6 +103,44 @@ def test_screened_classification_equals_direct(monkeypatch):
     assert np.max(np.abs(scr.p - direct)) < 1e-3
 
 
+def _plain_update(comp, y, se, c):
+    """The update formula written plainly (one expression a step, whole arrays)."""
+    var_new = comp.tau**2 + se[:, None] ** 2
+    tot = comp.v + var_new
+    d = y[:, None] - comp.m
+    lw = np.log(comp.weight) - 0.5 * np.log(tot) - 0.5 * d * d * (1.0 / tot)
+    w = np.exp(lw - lw.max(axis=1, keepdims=True))
+    sw = w.sum(axis=1)
+    m_new = comp.m + comp.v * (1.0 / tot) * d
+    sd = np.sqrt(comp.v * var_new * (1.0 / tot))
+    ps = mix._normal_sf(c, m_new, sd * sd)
+    p = (w * ps).sum(axis=1) / sw
+    wn = w / sw[:, None]
+    mcse = np.sqrt((wn * wn * (ps - p[:, None]) ** 2).sum(axis=1))
+    return p, sw**2 / (w * w).sum(axis=1), mcse
+
+
+@pytest.mark.parametrize("v_zero", [False, True])
+@pytest.mark.parametrize("c", [0.0, 0.3])
+def test_in_place_update_gives_the_plain_formulas_numbers_to_the_bit(v_zero, c):
+    # update() works in place in blocks for speed; its numbers must be the plain formula's
+    # exactly (no tolerance: the same operations in the same order), for vector and scalar
+    # se, across block boundaries, with Rao-Blackwellised (v > 0) and plain (v = 0) draws
+    rng = np.random.default_rng(11)
+    n = 3000
+    mu, tau = rng.normal(0.2, 0.3, n), np.abs(rng.normal(0, 0.4, n))
+    theta = None if v_zero else mu[:, None] + tau[:, None] * rng.standard_normal((n, 6))
+    comp = mix.components_from_draws(mu, tau, theta, mu_prior=MU, draw_ess=1000.0)
+    y, se = rng.normal(0.3, 0.8, 500), rng.uniform(0.05, 0.6, 500)
+    inflate = math.sqrt(n / 1000.0)
+    for se_arg, se_vec in ((se, se), (0.25, np.full(y.size, 0.25))):
+        up = mix.update(comp, y, se_arg, c=c, block=7 * n + 5)  # blocks of 7 trials
+        p, ess, mcse = _plain_update(comp, y, se_vec, c)
+        np.testing.assert_array_equal(up.p, p)
+        np.testing.assert_array_equal(up.ess, ess)
+        np.testing.assert_array_equal(up.mcse, inflate * mcse)
+
+
 def test_dl_update_equals_random_effects():
     rng = np.random.default_rng(3)
     y_new, se_new = rng.normal(0.3, 1.0, 25), rng.uniform(0.05, 0.6, 25)

@@ -231,22 +231,65 @@ def update(
     terms = _terms(comp, se_a[:1, None]) if scalar_se else None
     for i in range(0, y_a.size, step):
         sl = slice(i, i + step)
-        lw0, inv_tot, gain, sd = terms if terms is not None else _terms(comp, se_a[sl, None])
-        d = y_a[sl, None] - comp.m
-        lw = lw0 - 0.5 * d * d * inv_tot
-        w = np.exp(lw - lw.max(axis=1, keepdims=True))
-        sw = w.sum(axis=1)
-        ps = _normal_sf(c, comp.m + gain * d, sd * sd)
-        p[sl] = (w * ps).sum(axis=1) / sw
+        here = terms if terms is not None else _terms(comp, se_a[sl, None])
+        out = _block(comp, y_a[sl], here, c, ess is not None)
+        p[sl] = out[0]
         if ess is not None and mcse is not None:
-            ess[sl] = sw**2 / (w * w).sum(axis=1)
-            wn = w / sw[:, None]
-            mcse[sl] = inflate * np.sqrt((wn * wn * (ps - p[sl, None]) ** 2).sum(axis=1))
+            ess[sl], mcse[sl] = out[1], inflate * out[2]
     return Update(
         p.reshape(shape),
         None if ess is None else ess.reshape(shape),
         None if mcse is None else mcse.reshape(shape),
     )
+
+
+def _block(
+    comp: Components,
+    y: FloatArray,
+    terms: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+    c: float,
+    weights: bool,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Updated probability, Kish ESS and (uninflated) MCSE of one block of trials.
+
+    The arithmetic is the plain formula's, operation for operation (so the numbers are
+    the same to the bit), but done in place in three block-sized buffers: allocating a
+    fresh buffer for every step was a third of the time.
+    """
+    lw0, inv_tot, gain, sd = terms
+    d = np.subtract(y[:, None], comp.m)
+    w = np.multiply(0.5, d)
+    w *= d
+    w *= inv_tot
+    np.subtract(lw0, w, out=w)  # log weight
+    w -= w.max(axis=1, keepdims=True)
+    np.exp(w, out=w)
+    sw = w.sum(axis=1)
+    d *= gain
+    d += comp.m  # mu's updated conditional mean
+    ps = _normal_sf_inplace(c, d, sd * sd)
+    tmp = np.multiply(w, ps)
+    p = tmp.sum(axis=1) / sw
+    if not weights:
+        return p, p, p
+    np.multiply(w, w, out=tmp)
+    ess = sw**2 / tmp.sum(axis=1)
+    w /= sw[:, None]  # normalised weights
+    ps -= p[:, None]
+    np.square(ps, out=ps)
+    np.multiply(w, w, out=tmp)
+    tmp *= ps
+    return p, ess, np.sqrt(tmp.sum(axis=1))
+
+
+def _normal_sf_inplace(c: float, m: FloatArray, v: FloatArray) -> FloatArray:
+    """:func:`_normal_sf` written into ``m`` (same numbers), for v > 0 everywhere."""
+    if not np.all(v > 0):
+        return _normal_sf(c, m, v)
+    if c != 0.0:  # x - 0.0 is x, to the bit (also for -0.0)
+        m -= c
+    m /= np.sqrt(v)
+    return special.ndtr(m, out=m)
 
 
 def _terms(
@@ -261,12 +304,12 @@ def _terms(
     var_new = comp.tau**2 + se**2
     tot = comp.v + var_new
     inv_tot = 1.0 / tot
-    return (
-        np.log(comp.weight) - 0.5 * np.log(tot),
-        inv_tot,
-        comp.v * inv_tot,
-        np.sqrt(comp.v * var_new * inv_tot),
-    )
+    lw0 = np.log(tot, out=tot)  # in place (same numbers): these are block-sized for vector se
+    lw0 *= 0.5
+    np.subtract(np.log(comp.weight), lw0, out=lw0)
+    var_new *= comp.v
+    var_new *= inv_tot
+    return lw0, inv_tot, comp.v * inv_tot, np.sqrt(var_new, out=var_new)
 
 
 # --------------------------------------------------------------------------- fast screening
