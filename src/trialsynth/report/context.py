@@ -439,7 +439,7 @@ def _classical(summary: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "error": freq.get("error")}
 
 
-def _rank_test(fit: FitResult) -> list[dict[str, Any]]:
+def rank_test(fit: FitResult) -> list[dict[str, Any]]:
     """ArviZ's multi-chain rank-uniformity test p-value per hyperparameter element."""
     import arviz_stats  # noqa: F401 - registers the .azstats accessor
 
@@ -458,7 +458,9 @@ def _rank_test(fit: FitResult) -> list[dict[str, Any]]:
     return out
 
 
-def _diagnostics(fit: FitResult, summary: dict[str, Any]) -> dict[str, Any]:
+def _diagnostics(
+    fit: FitResult, summary: dict[str, Any], rank: list[dict[str, Any]] | None
+) -> dict[str, Any]:
     d = summary["diagnostics"]
     if fit.diagnostics is None:
         exact = summary.get("exact") or {}
@@ -512,7 +514,7 @@ def _diagnostics(fit: FitResult, summary: dict[str, Any]) -> dict[str, Any]:
                 "ok": d["bfmi_min"] >= BFMI_MIN,
             }
         )
-    rank = _rank_test(fit)
+    rank = rank_test(fit) if rank is None else rank
     flagged = [r["parameter"] for r in rank if r["flagged"]]
     note = (
         f"Supplementary rank test (not one of the pre-specified checks): ArviZ's multi-chain "
@@ -650,12 +652,13 @@ def build_context(
     updated_note: str = "",
     cum: Any = None,
     bias: dict[str, Any] | None = None,
+    rank_test: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Everything the report says, as one JSON-serialisable dict (``report.json``).
 
     ``updated`` (an updated-meta design, or its ``updated_note``) adds ``future.updated``;
     ``cum`` (a cumulative meta-analysis) adds the ``cumulative`` section before
-    Reproducibility.
+    Reproducibility. ``rank_test``: :func:`rank_test` of ``fit`` if already computed.
     """
     from trialsynth import __version__
     from trialsynth.report.next_trial import (
@@ -689,7 +692,7 @@ def build_context(
         "sof": sof_context(summary, fit.data_frame, _outcome_name(fit, analysis)),
         "published": _published(fit, summary),
         "classical": _classical(summary),
-        "diagnostics": _diagnostics(fit, summary),
+        "diagnostics": _diagnostics(fit, summary, rank_test),
         "sensitivity": _sensitivity(sensitivity),
         "future": future,
         "figures": figures,

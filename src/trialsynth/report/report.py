@@ -38,6 +38,7 @@ from trialsynth.report.context import (
     build_context,
     find_sensitivity,
     future_trial,
+    rank_test,
 )
 from trialsynth.report.pdf import DEFAULT_FIGURE_FORMATS, html_to_pdf, save_pdf_figure
 from trialsynth.report.sof import sof_csv
@@ -448,7 +449,11 @@ def _remove_unlisted(folder: Path, before: set[Path], figures: list[dict[str, An
 
 @dataclass(frozen=True)
 class FutureAnalyses:
-    """The report's future-trial analyses, each None with a note where it does not apply."""
+    """The report's future-trial analyses, each None with a note where it does not apply.
+
+    ``rank_test``: the rank test of the diagnostics section (empty for a fit without
+    chains), computed here too because, like the others, it draws nothing.
+    """
 
     design: Any
     design_note: str
@@ -456,19 +461,21 @@ class FutureAnalyses:
     updated_note: str
     cmap: Any
     seconds: float
+    rank_test: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _future_analyses(fit: FitResult) -> FutureAnalyses:
-    """Assurance of a future trial, the updated-meta design and its conclusion map."""
+    """Assurance of a future trial, the updated-meta design, its conclusion map; rank test."""
     from trialsynth.report.next_trial import conclusion_for, updated_future
 
     t0 = time.perf_counter()
     design, design_note = future_trial(fit)
     updated, updated_note = updated_future(fit, list(ASSURANCE_SIZES))
     cmap = None if updated is None else conclusion_for(fit, updated)
-    return FutureAnalyses(
-        design, design_note, updated, updated_note, cmap, time.perf_counter() - t0
-    )
+    seconds = time.perf_counter() - t0
+    # last: the figures that wait for this thread need only what comes before
+    rank = rank_test(fit) if fit.diagnostics is not None else []
+    return FutureAnalyses(design, design_note, updated, updated_note, cmap, seconds, rank)
 
 
 def start_future_analyses(fit: FitResult) -> Future[FutureAnalyses]:
@@ -561,6 +568,7 @@ def write_report(
         updated_note=done.updated_note,
         cum=cum,
         bias=bias,
+        rank_test=done.rank_test,
     )
     paths, t_pdf = _write_files(folder, context, formats)
     if stamp is not None:

@@ -226,6 +226,9 @@ def run_analysis(
         or result.extras.get("absolute") != saved_absolute  # other control risk or MCID
         or ("pdf" in plan.formats[0] and not (plan.folder / "report.pdf").exists())
     )
+    # a fresh fit's report is written after the scenarios: start its numpy-only analyses
+    # now, on the second core, beside the fit's outputs and the scenarios
+    ahead = start_future_analyses(result) if fresh and spec.sensitivity else None
     if fresh:
         result.timings |= write_outputs(
             result,
@@ -240,9 +243,6 @@ def run_analysis(
         )
     summary = result.summary()
     result.timings["total_s"] = time.perf_counter() - plan.started
-    # a fresh fit's report is written after the scenarios: start its numpy-only analyses
-    # now, on the second core, beside them
-    ahead = start_future_analyses(result) if fresh and spec.sensitivity else None
     return RunOutcome(result, summary, fresh, ahead)
 
 
