@@ -304,3 +304,19 @@ def test_cli_exact_subgroup_fit(capsys) -> None:
     s = json.loads(capsys.readouterr().out)
     assert s["engine"] == "exact"
     assert s["subgroups"]["secondary"]["k"] == 2
+
+
+def test_import_on_fresh_stack_imports_or_leaves_the_error_to_the_callers_import(capsys):
+    import importlib
+    import sys
+
+    from trialsynth.engines.mcmc import import_on_fresh_stack
+
+    sys.modules.pop("colorsys", None)
+    import_on_fresh_stack("colorsys")  # a small stdlib module: imported by the thread
+    assert "colorsys" in sys.modules
+    import_on_fresh_stack("trialsynth_no_such_module")  # fails quietly on the thread ...
+    assert "trialsynth_no_such_module" not in sys.modules
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ModuleNotFoundError, match="trialsynth_no_such_module"):
+        importlib.import_module("trialsynth_no_such_module")  # ... and loudly here
