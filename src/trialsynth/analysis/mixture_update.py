@@ -117,12 +117,23 @@ class Components:
         return float(self.weight @ _normal_sf(c, self.m, self.v))
 
 
-def _normal_sf(c: float | FloatArray, m: FloatArray, v: FloatArray) -> FloatArray:
-    """P(X > c) for X ~ N(m, v), with v = 0 read as a point mass (1/2 at c)."""
+def _normal_sf(
+    c: float | FloatArray, m: FloatArray, v: FloatArray, *, overwrite: bool = False
+) -> FloatArray:
+    """P(X > c) for X ~ N(m, v), with v = 0 read as a point mass (1/2 at c).
+
+    ``overwrite``: where every v > 0, the result is written into ``m`` (the block-sized
+    buffers of :func:`_block`), with the same numbers: x - 0.0 is x, to the bit.
+    """
+    if np.all(v > 0):
+        if not overwrite:
+            return special.ndtr((m - c) / np.sqrt(v))
+        if np.any(c != 0.0):
+            m -= c
+        m /= np.sqrt(v)
+        return special.ndtr(m, out=m)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (m - c) / np.sqrt(v)
-    if np.all(v > 0):
-        return special.ndtr(z)
     z = np.where(v > 0, z, np.sign(m - c) * np.inf)
     return np.where(np.isnan(z), 0.5, special.ndtr(z))
 
@@ -267,7 +278,7 @@ def _block(
     sw = w.sum(axis=1)
     d *= gain
     d += comp.m  # mu's updated conditional mean
-    ps = _normal_sf_inplace(c, d, sd * sd)
+    ps = _normal_sf(c, d, sd * sd, overwrite=True)
     tmp = np.multiply(w, ps)
     p = tmp.sum(axis=1) / sw
     if not weights:
@@ -280,16 +291,6 @@ def _block(
     np.multiply(w, w, out=tmp)
     tmp *= ps
     return p, ess, np.sqrt(tmp.sum(axis=1))
-
-
-def _normal_sf_inplace(c: float, m: FloatArray, v: FloatArray) -> FloatArray:
-    """:func:`_normal_sf` written into ``m`` (same numbers), for v > 0 everywhere."""
-    if not np.all(v > 0):
-        return _normal_sf(c, m, v)
-    if c != 0.0:  # x - 0.0 is x, to the bit (also for -0.0)
-        m -= c
-    m /= np.sqrt(v)
-    return special.ndtr(m, out=m)
 
 
 def _terms(
