@@ -18,8 +18,11 @@ import json
 import shutil
 import sys
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from trialsynth.engines.compile_cache import PACKAGES, toolchain
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
@@ -229,24 +232,22 @@ FIT_CASES = {name for name, argv, _, _ in CASES if argv[0] == "fit"}
 
 #: The recorded environment (written by ``--record``).
 ENV_FILE = GOLDEN / "_env.json"
-#: Packages whose compiled code the numbers depend on.
-NUMERIC_PACKAGES = ("numpy", "scipy", "pymc", "pytensor", "nutpie", "numba", "llvmlite")
+#: Packages whose compiled code the numbers depend on: the compile cache's toolchain, and scipy.
+NUMERIC_PACKAGES = (*PACKAGES, "scipy")
 
 
 def environment() -> dict[str, Any]:
     """What the recorded numbers depend on besides the code: versions and the CPU.
 
-    The CPU matters even without compiled models: numpy picks SIMD code for exp, log and
-    friends and OpenBLAS its kernels by the CPU's features, and the results differ in the
-    last bits from one CPU kind to another.
+    The compile cache's toolchain (``compile_cache.toolchain``: the compiled stack's
+    versions, Python, the CPU target) plus scipy. The CPU matters even without compiled
+    models: numpy picks SIMD code for exp, log and friends and OpenBLAS its kernels by the
+    CPU's features, and the results differ in the last bits from one CPU kind to another.
     """
-    import platform
-    from importlib import metadata
-
-    from trialsynth.engines.compile_cache import cpu_target
-
-    versions = {name: metadata.version(name) for name in NUMERIC_PACKAGES}
-    return {"python": platform.python_version(), "versions": versions, "cpu": cpu_target()}
+    chain = toolchain({})
+    versions = {**chain["versions"], "scipy": metadata.version("scipy")}
+    python = versions.pop("python")
+    return {"python": python, "versions": versions, "cpu": chain["cpu"]}
 
 
 def strip(value: Any) -> Any:
