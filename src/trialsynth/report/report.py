@@ -461,7 +461,7 @@ class FutureAnalyses:
     updated_note: str
     cmap: Any
     seconds: float
-    rank_test: list[dict[str, Any]] = field(default_factory=list)
+    rank_test: list[dict[str, Any]]
 
 
 def _future_analyses(fit: FitResult) -> FutureAnalyses:
