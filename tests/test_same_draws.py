@@ -69,8 +69,9 @@ PROBE = textwrap.dedent(
             assert main(argv) == 0
         summary = json.loads(buf.getvalue()) if "--json" in argv else None
         tree = None if mode == "cli-json" else FitResult.load(out).tree
+    shown = buf.getvalue() if mode.startswith("cli") else ""
     print(json.dumps({{"sha": tree and digest(tree), "status": status, "notices": notices,
-                      "summary": summary}}))
+                      "summary": summary, "stdout": shown}}))
     """
 ).format(draws=DRAWS, tune=TUNE, seed=SEED)
 
@@ -187,13 +188,14 @@ def test_two_processes_compiling_at_once(warm, tmp_path):
     assert sorted(g["status"] for g in got) == ["hit", "miss"]
 
 
-def test_run_compiles_the_scenarios_other_structure_beside_the_main_fit(tmp_path):
-    """`run` compiles the grid's other structure in a second process, same numbers.
+def test_run_compiles_and_fits_the_other_scenarios_beside_the_main_fit(tmp_path):
+    """`run` compiles and fits the grid's other scenarios in a second process, same numbers.
 
-    The `logistic(0, 1)` baseline is another compiled structure than the main fit's. With
-    empty caches `run` compiles it in a second process while the main fit compiles (their
-    compile intervals in the manifest overlap); the scenario's numbers equal those of
-    `trialsynth sensitivity` with its own empty caches, which compiles it in-process.
+    The `logistic(0, 1)` baseline is another compiled structure than the main fit's, and the
+    normal-normal scenario is exact. With empty caches `run` compiles the first in a second
+    process while the main fit compiles (their compile intervals in the manifest overlap),
+    and that process fits both (`run` says so); every scenario's numbers equal those of
+    `trialsynth sensitivity` with its own empty caches, which fits them all in-process.
     """
     spec = tmp_path / "baseline.toml"
     spec.write_text(
@@ -201,16 +203,19 @@ def test_run_compiles_the_scenarios_other_structure_beside_the_main_fit(tmp_path
         '[model]\nmodel = "binomial-normal"\n'
         f"[sampler]\ndraws = {DRAWS}\ntune = {TUNE}\nseed = {SEED}\n"
         '[sensitivity]\nbaseline = ["normal(0, 5)", "logistic(0, 1)"]\n'
+        '[[sensitivity.also]]\nmodel = "normal-normal"\n'
     )
     run_cache, sens_cache = tmp_path / "run-cache", tmp_path / "sens-cache"
-    _probe(tmp_path, "cli-json", run_cache, ["run", str(spec), "--out", str(tmp_path / "run")])
+    argv = ["run", str(spec), "--out", str(tmp_path / "run")]
+    shown = _probe(tmp_path, "cli", run_cache, argv, tmp_path / "run")["stdout"]
+    assert "3 scenario(s) fitted (2 in a second process), 0 reused" in shown
     argv = ["sensitivity", str(spec), "--out", str(tmp_path / "sens"), "--json"]
     rows = _probe(tmp_path, "cli-json", sens_cache, argv)["summary"]
     ran = json.loads((tmp_path / "run" / "sensitivity" / "sensitivity.json").read_text())
     ran = ran["rows"] if isinstance(ran, dict) else ran
-    keys = ("or", "or_new", "tau", "p_mu_gt_0", "p_theta_new_gt_0")
-    by_baseline = {r["priors"]["baseline"]: [r[k] for k in keys] for r in rows}
-    assert {r["priors"]["baseline"]: [r[k] for k in keys] for r in ran} == by_baseline
+    keys = ("label", "engine", "or", "or_new", "tau", "p_mu_gt_0", "p_theta_new_gt_0")
+    assert [[r[k] for k in keys] for r in ran] == [[r[k] for k in keys] for r in rows]
+    assert [r["engine"] for r in rows] == ["mcmc", "mcmc", "exact"]
     (manifest,) = run_cache.glob("trialsynth/mcmc/*/manifest.json")
     models = json.loads(manifest.read_text())["models"].values()
     spans = sorted((m["compiled_at"] - m["compile_s"], m["compiled_at"]) for m in models)

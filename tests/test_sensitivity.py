@@ -364,6 +364,34 @@ def test_failed_scenario_is_reported_and_retried(crins, tmp_path, monkeypatch) -
     assert all(r["status"] == "ok" for r in second.rows)
 
 
+def test_scenarios_fitted_elsewhere_are_taken_from_the_store(crins, tmp_path, monkeypatch) -> None:
+    """`run(elsewhere=...)` leaves those scenarios to the other process, waits, reads them.
+
+    A thread stands in for `run`'s second process: it stores two of the three scenarios
+    (the third it "dies" before). The table equals a plain run's; this process fits only
+    the main scenario and the one the other left undone.
+    """
+    import threading
+
+    taus = ["half-normal(0.5)", "half-normal(1)", "half-normal(2)"]
+    plan = sens.plan(crins_spec({"tau": taus}), crins)
+    plain = sens.run(plan, tmp_path / "plain")
+    theirs = [s for s in plan if not s.main]
+    store = sens.ScenarioStore(tmp_path / "beside" / "scenarios")
+    real = sens.fit_scenario
+    other = threading.Thread(target=lambda: store.put(real(theirs[0].task())))
+    other.start()
+    fitted_here = []
+    monkeypatch.setattr(sens, "fit_scenario", lambda t: fitted_here.append(t["key"]) or real(t))
+    elsewhere = sens.Elsewhere(frozenset(s.key for s in theirs), other.join)
+    result = sens.run(plan, tmp_path / "beside", elsewhere=elsewhere)
+    assert sens.comparable(result.rows) == sens.comparable(plain.rows)
+    main = next(s for s in plan if s.main)
+    assert fitted_here == [main.key, theirs[1].key]
+    assert result.beside == [theirs[0].key]
+    assert sorted(result.ran) == sorted(s.key for s in plan) and result.reused == []
+
+
 @pytest.mark.mcmc
 def test_convergence_failure_is_a_failed_row(crins, tmp_path) -> None:
     tiny = SamplerSettings(draws=30, tune=30, chains=2, seed=7)

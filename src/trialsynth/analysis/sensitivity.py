@@ -653,6 +653,20 @@ def _run_dask(
         client.close()
 
 
+@dataclass(frozen=True)
+class Elsewhere:
+    """Scenarios another process is fitting into the store now, and how to wait for it.
+
+    ``run`` beside a fresh main fit hands a second process the scenarios that the main
+    fit's compiled model does not serve (``trialsynth.workflow.warm``); :func:`run` fits
+    the others meanwhile, then waits and takes those records from the store. A scenario
+    the other process did not store, or stored as an error, is fitted here.
+    """
+
+    keys: frozenset[str]
+    wait: Callable[[], None]
+
+
 @dataclass
 class SensitivityResult:
     """The outcome of :func:`run`: one row per scenario, in scenario order."""
@@ -664,6 +678,8 @@ class SensitivityResult:
     wall_s: float = 0.0
     #: False when the table equals the one already in ``out_dir`` (figures/report current)
     changed: bool = True
+    #: the keys of ``ran`` fitted by another process (:class:`Elsewhere`)
+    beside: list[str] = field(default_factory=list)
 
     @property
     def main(self) -> dict[str, Any]:
@@ -743,6 +759,7 @@ def run(
     scheduler: str | None = None,
     progress: Progress | None = None,
     on_record: Callable[[Scenario, dict[str, Any]], None] | None = None,
+    elsewhere: Elsewhere | None = None,
 ) -> SensitivityResult:
     """Fit every scenario not already stored, then write the table.
 
@@ -763,6 +780,8 @@ def run(
     on_record : callable, optional
         Called after each newly fitted scenario has been written (a hook for tests and
         callers; an exception raised there stops the run, the written records stay).
+    elsewhere : Elsewhere, optional
+        Scenarios another process is fitting into ``out_dir/scenarios`` now (local runs).
 
     Returns
     -------
@@ -778,7 +797,10 @@ def run(
     records: dict[str, dict[str, Any]] = {}
     todo: list[Scenario] = []
     reused: list[str] = []
+    theirs = elsewhere.keys if elsewhere is not None and scheduler is None else frozenset()
     for s in scenarios:
+        if s.key in theirs:
+            continue  # being fitted elsewhere (and so not stored before this run)
         if store.is_done(s):
             records[s.key] = store.get(s.key)  # type: ignore[assignment]
             reused.append(s.key)
@@ -788,8 +810,11 @@ def run(
             todo.append(s)
     ran: list[str] = []
 
-    def done(s: Scenario, record: dict[str, Any]) -> None:
-        store.put(record)
+    beside: list[str] = []
+
+    def done(s: Scenario, record: dict[str, Any], *, stored: bool = False) -> None:
+        if not stored:
+            store.put(record)
         records[s.key] = record
         ran.append(s.key)
         if progress:
@@ -802,6 +827,17 @@ def run(
             _run_dask(todo, scheduler, done)
         else:
             _run_local(todo, workers, done)
+    if theirs:
+        assert elsewhere is not None
+        elsewhere.wait()
+        for s in scenarios:
+            if s.key not in theirs:
+                continue
+            if store.is_done(s):
+                done(s, store.get(s.key), stored=True)  # type: ignore[arg-type]
+                beside.append(s.key)
+            else:  # the other process stopped early, or its fit raised: fit it here
+                done(s, fit_scenario(s.task()))
     rows = [_row(s, records[s.key]) for s in scenarios]
     from trialsynth.core.files import atomic_write_text
 
@@ -817,6 +853,7 @@ def run(
         out_dir=out,
         wall_s=time.perf_counter() - t0,
         changed=changed,
+        beside=beside,
     )
 
 

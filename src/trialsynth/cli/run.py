@@ -82,7 +82,13 @@ def run(
             "report.html, report.md, figures/)"
         )
     if scenarios is not None:
-        sens = run_and_show(scenarios, workers=None, scheduler=None, quiet=as_json)
+        sens = run_and_show(
+            scenarios,
+            workers=None,
+            scheduler=None,
+            quiet=as_json,
+            elsewhere=workflow.elsewhere(plan),
+        )
         workflow.finish_run(plan, done, sens)
     finish(done.summary, strict)
 

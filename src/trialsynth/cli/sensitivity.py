@@ -11,15 +11,22 @@ from trialsynth.cli import render
 from trialsynth.cli.options import EXIT_NOT_CONVERGED, CLIError
 
 if TYPE_CHECKING:
+    from trialsynth.analysis.sensitivity import Elsewhere
     from trialsynth.workflow.sensitivity import SensitivityPlan
 
 
 def run_and_show(
-    plan: SensitivityPlan, *, workers: int | None, scheduler: str | None, quiet: bool
+    plan: SensitivityPlan,
+    *,
+    workers: int | None,
+    scheduler: str | None,
+    quiet: bool,
+    elsewhere: Elsewhere | None = None,
 ) -> Any:
     """Run the scenarios of ``plan`` with a progress bar, then print their table.
 
     ``quiet`` (``--json``): no bar and no table; failed scenarios are still named.
+    ``elsewhere``: those ``run``'s second process is fitting.
     """
     from trialsynth.models.schema import AXES
     from trialsynth.workflow.sensitivity import run_sensitivity
@@ -29,11 +36,13 @@ def run_and_show(
         workers=workers,
         scheduler=scheduler,
         tracker=None if quiet else render.scenario_bar,
+        elsewhere=elsewhere,
     )
     if not quiet:
         render.print_sensitivity(result, title=plan.title, axes=AXES)
+        beside = f" ({len(result.beside)} in a second process)" if result.beside else ""
         render.out.print(
-            f"{len(result.ran)} scenario(s) fitted, {len(result.reused)} reused from "
+            f"{len(result.ran)} scenario(s) fitted{beside}, {len(result.reused)} reused from "
             f"{plan.folder}/scenarios in {result.wall_s:.1f}s; wrote {plan.folder}/ "
             "(sensitivity.csv, sensitivity.json, sensitivity.png, sensitivity.svg)"
         )

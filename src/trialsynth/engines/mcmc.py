@@ -113,6 +113,13 @@ def import_on_fresh_stack(name: str) -> None:
     thread.join()
 
 
+def import_engine() -> None:
+    """Import what compiling and sampling need (nutpie, PyMC, PyTensor's numba backend)."""
+    import_on_fresh_stack("nutpie")
+    import pymc  # noqa: F401
+    import pytensor.link.numba.dispatch  # noqa: F401
+
+
 def compile_model(model: Any, model_key: str) -> tuple[Any, compile_cache.CacheReport, str]:
     """Compile a PyMC model in the one form, through the persistent compile cache.
 

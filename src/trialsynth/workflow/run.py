@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from trialsynth.analysis.absolute import check_options
 from trialsynth.analysis.cumulative import trial_order
-from trialsynth.analysis.sensitivity import ScenarioStore, SensitivityResult, parse_section
+from trialsynth.analysis.sensitivity import (
+    Elsewhere,
+    Scenario,
+    ScenarioStore,
+    SensitivityResult,
+    parse_section,
+)
 from trialsynth.core.errors import TrialsynthError
 from trialsynth.data import SHIPPED_DATASETS, TrialData, load
 from trialsynth.engines.select import choose_engine
@@ -39,11 +45,10 @@ from trialsynth.workflow.outputs import (
     write_outputs,
     write_report,
 )
-from trialsynth.workflow.warm import not_cached, scenario_structures, start_compiling
+from trialsynth.workflow.warm import Ahead, not_cached, scenario_structures, start_ahead
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
-    from multiprocessing.process import BaseProcess
 
     from trialsynth.core.settings import SamplerSettings
     from trialsynth.engines.base import Progress
@@ -69,7 +74,7 @@ class RunPlan:
     previous: FitResult | None = None
     started: float = field(default_factory=time.perf_counter)
     formats: Formats = DEFAULT_FORMATS
-    compiling: BaseProcess | None = None  # see compile_ahead
+    ahead: Ahead | None = None  # see compile_ahead
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -247,11 +252,13 @@ def run_analysis(
 
 
 def compile_ahead(plan: RunPlan, sensitivity: SensitivityPlan) -> None:
-    """Start compiling the scenarios' other model structures beside the main fit.
+    """Start a second process that does the scenarios' work the main fit cannot share.
 
-    Only the structures of scenarios still to fit that are neither the main fit's nor in
-    the compile cache, and only when the main fit is sampled now (a second core is then
-    free while it compiles); :func:`finish_run` waits for the process.
+    It compiles the pending scenarios' structures that are neither the main fit's nor in
+    the compile cache and, when the scenarios run in this process (``workers = 1``), fits
+    the pending scenarios that do not use the main fit's compiled model (the exact-engine
+    ones and the other structures'). Only when the main fit is sampled now: a second core
+    is then free while it compiles. :func:`finish_run` waits for the process.
     """
     if plan.previous is not None or plan.engine != "mcmc":
         return
@@ -259,13 +266,32 @@ def compile_ahead(plan: RunPlan, sensitivity: SensitivityPlan) -> None:
     pending = [s for s in sensitivity.scenarios if not store.is_done(s)]
     main = Problem.build(plan.data, plan.model, plan.spec.priors).structure_key
     others = [p for p in scenario_structures(pending) if p.structure_key != main]
-    plan.compiling = start_compiling(not_cached(others))
+    beside = [s for s in pending if _structure(s) not in (main, None)]
+    if sensitivity.config.workers != 1:
+        beside = []  # worker processes fit them; compile only
+    plan.ahead = start_ahead(not_cached(others), beside, store.folder)
+
+
+def _structure(scenario: Scenario) -> object:
+    """The scenario's compiled structure (``"exact"`` for none), or None if it cannot fit."""
+    if scenario.engine == "exact":
+        return "exact"
+    try:
+        return Problem(scenario.data, scenario.spec, scenario.priors).structure_key
+    except ValueError:  # its own fit reports the error, in the command's process
+        return None
+
+
+def elsewhere(plan: RunPlan) -> Elsewhere | None:
+    """The scenarios the second process of :func:`compile_ahead` is fitting, if any."""
+    ahead = plan.ahead
+    return None if ahead is None or not ahead.keys else Elsewhere(ahead.keys, ahead.wait)
 
 
 def finish_run(plan: RunPlan, outcome: RunOutcome, sensitivity: SensitivityResult) -> None:
     """The report with the sensitivity table, unless nothing it shows has changed."""
-    if plan.compiling is not None:
-        plan.compiling.join()
+    if plan.ahead is not None:
+        plan.ahead.wait()
     meta = plan.meta
     if outcome.fresh or sensitivity.changed or not is_current(plan.folder, meta, plan.formats[1]):
         write_report(

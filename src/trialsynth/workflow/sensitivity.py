@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trialsynth.analysis.sensitivity import (
+    Elsewhere,
     Scenario,
     SensitivityConfig,
     SensitivityError,
@@ -113,19 +114,20 @@ def run_sensitivity(
     workers: int | None = None,
     scheduler: str | None = None,
     tracker: Tracker | None = None,
+    elsewhere: Elsewhere | None = None,
 ) -> SensitivityResult:
     """Fit the scenarios not stored yet, write the table and (if it changed) the figure.
 
-    ``workers`` defaults to the section's; ``scheduler`` sends the scenarios to Dask.
+    ``workers`` defaults to the section's; ``scheduler`` sends the scenarios to Dask;
+    ``elsewhere`` names those another process is fitting now (``run``'s second process).
     """
     n_workers = workers if workers is not None else plan.config.workers
+    how = {"workers": n_workers, "scheduler": scheduler, "elsewhere": elsewhere}
     if tracker is None:
-        result = run(plan.scenarios, plan.folder, workers=n_workers, scheduler=scheduler)
+        result = run(plan.scenarios, plan.folder, **how)
     else:
         with tracker(len(plan.scenarios)) as tick:
-            result = run(
-                plan.scenarios, plan.folder, workers=n_workers, scheduler=scheduler, progress=tick
-            )
+            result = run(plan.scenarios, plan.folder, progress=tick, **how)
     if result.changed or not (plan.folder / "sensitivity.svg").exists():  # else it is current
         import matplotlib.pyplot as plt  # heavy: only when a figure is drawn
 

@@ -1,12 +1,15 @@
-"""Compile MCMC models ahead of their fits.
+"""Compile MCMC models, and fit sensitivity scenarios, ahead of their turn.
 
 :func:`spec_structures` lists the model structures of a spec and its sensitivity grid;
 :func:`compile_structures` compiles them here (``trialsynth cache warm``);
-:func:`start_compiling` compiles those the persistent compile cache lacks in a second
-process. ``run`` starts one beside its main fit, so that the sensitivity scenarios' other
-structures (the ``logistic(0, 1)`` baseline of the shipped spec) compile on the second
-core instead of after the main fit. The compiled code is the same whichever process
-compiles it (``tests/test_same_draws.py``), so the numbers do not depend on this.
+:func:`start_ahead` compiles those the persistent compile cache lacks in a second
+process and then fits scenarios there. ``run`` starts one beside its main fit, so that the
+sensitivity scenarios the main fit's compiled model does not serve (the exact-engine ones
+and the ``logistic(0, 1)`` baseline's structure of the shipped spec) are compiled and
+fitted on the second core while the main process compiles, samples and fits the others.
+The compiled code is the same whichever process compiles it, and a scenario's record the
+same whichever process fits it (``tests/test_same_draws.py``), so the numbers do not
+depend on this.
 """
 
 from __future__ import annotations
@@ -14,8 +17,12 @@ from __future__ import annotations
 import contextlib
 import io
 import multiprocessing
-from collections.abc import Iterable
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trialsynth.engines.select import choose_engine
@@ -70,22 +77,55 @@ def not_cached(problems: Iterable[Problem]) -> list[Problem]:
     return [p for p in problems if not is_cached(p.spec, p.data, p.priors)]
 
 
-def _compile_quietly(problems: list[Problem]) -> None:
-    """The second process: compile, saying nothing (the fits report their own cache use)."""
+def _work_quietly(problems: list[Problem], scenarios: list[Scenario], store: Path) -> None:
+    """The second process: compile, then fit ``scenarios`` into ``store``, saying nothing.
+
+    The fits report their own cache use; each record is stored as it finishes, as the
+    command's own process would store it.
+    """
+    from trialsynth.analysis.sensitivity import ScenarioStore, fit_scenario
+
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         compile_structures(problems)
+        for s in scenarios:
+            ScenarioStore(store).put(fit_scenario(s.task()))
 
 
-def start_compiling(problems: list[Problem]) -> BaseProcess | None:
-    """Compile ``problems`` in a new process (None if there are none); join it when done.
+@dataclass(frozen=True)
+class Ahead:
+    """The second process of :func:`start_ahead`, and the scenarios it fits."""
 
-    A fresh interpreter (``spawn``): forking a process that has loaded numba and PyMC's
-    threads is unsafe. If it fails, the fits compile what it did not.
+    process: BaseProcess
+    keys: frozenset[str]
+
+    def wait(self) -> None:
+        """Wait until the process has ended (whether or not it did all its work)."""
+        self.process.join()
+
+
+def start_ahead(
+    problems: list[Problem], scenarios: Sequence[Scenario], store: Path
+) -> Ahead | None:
+    """Compile ``problems``, then fit ``scenarios`` into ``store``, in a second process.
+
+    None if there is nothing to do. Where it is safe, the process is a fork made once PyMC
+    and nutpie are imported here (this process imports them for its own fit anyway), so it
+    starts at once instead of spending 2-3 s of the busy second core importing them again.
+    Safe means Linux and no other thread alive: a fork copies only the calling thread, so
+    a lock another thread held would stay held in the child. Elsewhere a fresh interpreter
+    (``spawn``). Whatever the process does not do, the command's own process does.
     """
-    if not problems:
+    if not problems and not scenarios:
         return None
-    process = multiprocessing.get_context("spawn").Process(
-        target=_compile_quietly, args=(problems,), name="trialsynth-compile", daemon=True
+    from trialsynth.engines.mcmc import import_engine
+
+    import_engine()
+    method = "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
+    process = multiprocessing.get_context(method).Process(
+        target=_work_quietly,
+        args=(problems, list(scenarios), store),
+        name="trialsynth-ahead",
+        daemon=True,
     )
     process.start()
-    return process
+    return Ahead(process, frozenset(s.key for s in scenarios))
