@@ -208,7 +208,7 @@ def test_run_compiles_and_fits_the_other_scenarios_beside_the_main_fit(tmp_path)
     run_cache, sens_cache = tmp_path / "run-cache", tmp_path / "sens-cache"
     argv = ["run", str(spec), "--out", str(tmp_path / "run")]
     shown = _probe(tmp_path, "cli", run_cache, argv, tmp_path / "run")["stdout"]
-    assert "3 scenario(s) fitted (2 in a second process), 0 reused" in shown
+    assert "3 scenario(s) fitted (1 the main fit; 2 in a second process), 0 reused" in shown
     argv = ["sensitivity", str(spec), "--out", str(tmp_path / "sens"), "--json"]
     rows = _probe(tmp_path, "cli-json", sens_cache, argv)["summary"]
     ran = json.loads((tmp_path / "run" / "sensitivity" / "sensitivity.json").read_text())

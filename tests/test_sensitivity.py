@@ -392,6 +392,39 @@ def test_scenarios_fitted_elsewhere_are_taken_from_the_store(crins, tmp_path, mo
     assert sorted(result.ran) == sorted(s.key for s in plan) and result.reused == []
 
 
+def test_a_given_fit_of_a_scenarios_analysis_makes_its_record(crins, tmp_path, monkeypatch) -> None:
+    """`run(fitted={key: fit})` makes that scenario's record from the fit, fitting it not again."""
+    import trialsynth.results.fitting as fitting
+
+    plan = sens.plan(crins_spec({"tau": ["half-normal(0.5)", "half-normal(1)"]}), crins)
+    plain = sens.run(plan, tmp_path / "plain")
+    main = next(s for s in plan if s.main)
+    t = main.task()
+    made = fitting.fit(
+        t["data"], spec=t["spec"], priors=t["priors"], settings=t["sampler"], engine=t["engine"]
+    )
+    calls = []
+    real = fitting.fit
+    monkeypatch.setattr(fitting, "fit", lambda *a, **k: calls.append(k["priors"]) or real(*a, **k))
+    result = sens.run(plan, tmp_path / "given", fitted={main.key: made})
+    assert sens.comparable(result.rows) == sens.comparable(plain.rows)
+    assert result.given == [main.key] and len(calls) == 1
+    assert str(calls[0].tau) == "half-normal(1)"
+
+
+def test_the_shipped_specs_main_fit_is_its_main_scenario(tmp_path) -> None:
+    """`run` gives the main scenario the main fit: their keys agree (same analysis)."""
+    from trialsynth.workflow.run import plan_run
+    from trialsynth.workflow.sensitivity import plan_sensitivity
+
+    spec = Path(__file__).parents[1] / "models" / "ivig_rm.toml"
+    plan = plan_run(spec, out_dir=tmp_path / "out")
+    scenarios = plan_sensitivity(plan.spec, plan.data, tmp_path, settings=plan.settings)
+    main = next(s for s in scenarios.scenarios if s.main)
+    key = sens.scenario_key(plan.data, plan.model, plan.spec.priors, plan.settings, plan.engine)
+    assert key == main.key
+
+
 @pytest.mark.mcmc
 def test_convergence_failure_is_a_failed_row(crins, tmp_path) -> None:
     tiny = SamplerSettings(draws=30, tune=30, chains=2, seed=7)

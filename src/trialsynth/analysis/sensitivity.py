@@ -33,7 +33,7 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -468,8 +468,11 @@ def _row_from_summary(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def fit_scenario(task: dict[str, Any]) -> dict[str, Any]:
+def fit_scenario(task: dict[str, Any], fitted: FitResult | None = None) -> dict[str, Any]:
     """Fit one scenario and return its stored record (runs in a worker).
+
+    ``fitted``: this scenario's analysis, already fitted (``run``'s main fit is its main
+    scenario): its record is made from that result instead of fitting again.
 
     An exception raised by this scenario's fit is caught here, and only here, and
     becomes ``status: "failed"`` with ``failure: "error"`` and the error text; a fit
@@ -481,7 +484,7 @@ def fit_scenario(task: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     record: dict[str, Any] = {"key": task["key"], "format": STORE_FORMAT}
     try:
-        result = fit(
+        result = fitted or fit(
             task["data"],
             spec=task["spec"],
             priors=task["priors"],
@@ -680,6 +683,8 @@ class SensitivityResult:
     changed: bool = True
     #: the keys of ``ran`` fitted by another process (:class:`Elsewhere`)
     beside: list[str] = field(default_factory=list)
+    #: the keys of ``ran`` whose record was made from a fit given to :func:`run`
+    given: list[str] = field(default_factory=list)
 
     @property
     def main(self) -> dict[str, Any]:
@@ -760,6 +765,7 @@ def run(
     progress: Progress | None = None,
     on_record: Callable[[Scenario, dict[str, Any]], None] | None = None,
     elsewhere: Elsewhere | None = None,
+    fitted: Mapping[str, FitResult] | None = None,
 ) -> SensitivityResult:
     """Fit every scenario not already stored, then write the table.
 
@@ -782,6 +788,9 @@ def run(
         callers; an exception raised there stops the run, the written records stay).
     elsewhere : Elsewhere, optional
         Scenarios another process is fitting into ``out_dir/scenarios`` now (local runs).
+    fitted : mapping, optional
+        Scenario key -> a fit of that very analysis made already (``run``'s main fit, for
+        its main scenario): the record is made from it (:func:`fit_scenario`).
 
     Returns
     -------
@@ -822,6 +831,10 @@ def run(
         if on_record:
             on_record(s, record)
 
+    given = fitted or {}
+    for s in [s for s in todo if s.key in given]:
+        done(s, fit_scenario(s.task(), given[s.key]))
+    todo = [s for s in todo if s.key not in given]
     if todo:
         if scheduler is not None:
             _run_dask(todo, scheduler, done)
@@ -854,6 +867,7 @@ def run(
         wall_s=time.perf_counter() - t0,
         changed=changed,
         beside=beside,
+        given=[s.key for s in scenarios if s.key in given and s.key in ran],
     )
 
 

@@ -88,6 +88,7 @@ def run(
             scheduler=None,
             quiet=as_json,
             elsewhere=workflow.elsewhere(plan),
+            fitted=workflow.main_fit_scenario(plan, done, scenarios),
         )
         workflow.finish_run(plan, done, sens)
     finish(done.summary, strict)

@@ -11,7 +11,10 @@ from trialsynth.cli import render
 from trialsynth.cli.options import EXIT_NOT_CONVERGED, CLIError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from trialsynth.analysis.sensitivity import Elsewhere
+    from trialsynth.results.base import FitResult
     from trialsynth.workflow.sensitivity import SensitivityPlan
 
 
@@ -22,11 +25,12 @@ def run_and_show(
     scheduler: str | None,
     quiet: bool,
     elsewhere: Elsewhere | None = None,
+    fitted: Mapping[str, FitResult] | None = None,
 ) -> Any:
     """Run the scenarios of ``plan`` with a progress bar, then print their table.
 
     ``quiet`` (``--json``): no bar and no table; failed scenarios are still named.
-    ``elsewhere``: those ``run``'s second process is fitting.
+    ``elsewhere``: those ``run``'s second process is fitting; ``fitted``: ``run``'s main fit.
     """
     from trialsynth.models.schema import AXES
     from trialsynth.workflow.sensitivity import run_sensitivity
@@ -37,10 +41,13 @@ def run_and_show(
         scheduler=scheduler,
         tracker=None if quiet else render.scenario_bar,
         elsewhere=elsewhere,
+        fitted=fitted,
     )
     if not quiet:
         render.print_sensitivity(result, title=plan.title, axes=AXES)
-        beside = f" ({len(result.beside)} in a second process)" if result.beside else ""
+        how = [f"{len(result.given)} the main fit"] if result.given else []
+        how += [f"{len(result.beside)} in a second process"] if result.beside else []
+        beside = f" ({'; '.join(how)})" if how else ""
         render.out.print(
             f"{len(result.ran)} scenario(s) fitted{beside}, {len(result.reused)} reused from "
             f"{plan.folder}/scenarios in {result.wall_s:.1f}s; wrote {plan.folder}/ "

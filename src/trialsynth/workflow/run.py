@@ -24,6 +24,7 @@ from trialsynth.analysis.sensitivity import (
     ScenarioStore,
     SensitivityResult,
     parse_section,
+    scenario_key,
 )
 from trialsynth.core.errors import TrialsynthError
 from trialsynth.data import SHIPPED_DATASETS, TrialData, load
@@ -280,6 +281,19 @@ def _structure(scenario: Scenario) -> object:
         return Problem(scenario.data, scenario.spec, scenario.priors).structure_key
     except ValueError:  # its own fit reports the error, in the command's process
         return None
+
+
+def main_fit_scenario(
+    plan: RunPlan, outcome: RunOutcome, sensitivity: SensitivityPlan
+) -> dict[str, FitResult]:
+    """The main fit as the fit of the sensitivity scenario that is the same analysis.
+
+    The scenario key hashes what determines the numbers (data, model, priors, sampler
+    settings and seed, engine, versions), so an equal key is the same analysis: its
+    record is made from the main fit instead of sampling it again (same draws).
+    """
+    key = scenario_key(plan.data, plan.model, plan.spec.priors, plan.settings, plan.engine)
+    return {key: outcome.result} if any(s.key == key for s in sensitivity.scenarios) else {}
 
 
 def elsewhere(plan: RunPlan) -> Elsewhere | None:

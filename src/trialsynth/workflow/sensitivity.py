@@ -8,7 +8,7 @@ changed, the figure. The scenarios themselves are :mod:`trialsynth.analysis.sens
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +33,7 @@ from trialsynth.report.style import save_figure
 if TYPE_CHECKING:
     from trialsynth.core.settings import SamplerSettings
     from trialsynth.data import TrialData
+    from trialsynth.results.base import FitResult
 
 #: Called after each scenario, as ``tick(scenario, record)``.
 Tick = Callable[[Scenario, dict[str, Any]], None]
@@ -115,14 +116,16 @@ def run_sensitivity(
     scheduler: str | None = None,
     tracker: Tracker | None = None,
     elsewhere: Elsewhere | None = None,
+    fitted: Mapping[str, FitResult] | None = None,
 ) -> SensitivityResult:
     """Fit the scenarios not stored yet, write the table and (if it changed) the figure.
 
     ``workers`` defaults to the section's; ``scheduler`` sends the scenarios to Dask;
-    ``elsewhere`` names those another process is fitting now (``run``'s second process).
+    ``elsewhere`` names those another process is fitting now (``run``'s second process);
+    ``fitted`` gives fits already made of some scenarios' analyses (``run``'s main fit).
     """
     n_workers = workers if workers is not None else plan.config.workers
-    how = {"workers": n_workers, "scheduler": scheduler, "elsewhere": elsewhere}
+    how = {"workers": n_workers, "scheduler": scheduler, "elsewhere": elsewhere, "fitted": fitted}
     if tracker is None:
         result = run(plan.scenarios, plan.folder, **how)
     else:
