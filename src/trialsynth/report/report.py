@@ -51,6 +51,7 @@ from trialsynth.report.stamp import (
     reusable,
     write_stamp,
 )
+from trialsynth.report.uniformity import computed_once
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -250,9 +251,12 @@ def make_figures(
                 lambda _fit, **_kw: sensitivity_plot(sensitivity),
             )
         )
-    out = _draw_all(fit, folder, specs, options, figure_formats)
-    if later is not None:
-        out += _draw_all(fit, folder, later(), options, figure_formats)
+    # the rank plot's multi-chain test is the report's rank test (run beside, in the
+    # future-trial analyses' thread): computed once, by whichever comes first
+    with computed_once():
+        out = _draw_all(fit, folder, specs, options, figure_formats)
+        if later is not None:
+            out += _draw_all(fit, folder, later(), options, figure_formats)
     return out, time.perf_counter() - t0
 
 
