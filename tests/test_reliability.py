@@ -305,6 +305,16 @@ def test_saved_files_have_ordinary_permissions(two_fits) -> None:
         assert (two_fits[0] / name).stat().st_mode & 0o777 == 0o666 & ~mask
 
 
+def test_text_written_atomically_has_ordinary_permissions(tmp_path) -> None:
+    """sensitivity.json/.csv, report.json and the scenario records go through this one."""
+    from trialsynth.core.files import atomic_write_text
+
+    mask = os.umask(0)
+    os.umask(mask)
+    atomic_write_text(tmp_path / "t.json", "{}\n")
+    assert (tmp_path / "t.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
 # ---------------------------------------------------------------------- failing samplers
 
 
