@@ -818,7 +818,6 @@ def run(
         else:
             todo.append(s)
     ran: list[str] = []
-
     beside: list[str] = []
 
     def done(s: Scenario, record: dict[str, Any], *, stored: bool = False) -> None:
@@ -843,22 +842,14 @@ def run(
     if theirs:
         assert elsewhere is not None
         elsewhere.wait()
-        for s in scenarios:
-            if s.key not in theirs:
-                continue
+        for s in (s for s in scenarios if s.key in theirs):
             if store.is_done(s):
                 done(s, store.get(s.key), stored=True)  # type: ignore[arg-type]
                 beside.append(s.key)
             else:  # the other process stopped early, or its fit raised: fit it here
                 done(s, fit_scenario(s.task()))
     rows = [_row(s, records[s.key]) for s in scenarios]
-    from trialsynth.core.files import atomic_write_text
-
-    text = json.dumps(rows, indent=2) + "\n"
-    previous = out / "sensitivity.json"
-    changed = not previous.is_file() or previous.read_text(encoding="utf-8") != text
-    atomic_write_text(previous, text)
-    atomic_write_text(out / "sensitivity.csv", table_frame(rows).to_csv(index=False))
+    changed = _write_table(out, rows)
     return SensitivityResult(
         rows=rows,
         ran=ran,
@@ -869,6 +860,18 @@ def run(
         beside=beside,
         given=[s.key for s in scenarios if s.key in given and s.key in ran],
     )
+
+
+def _write_table(out: Path, rows: list[dict[str, Any]]) -> bool:
+    """Write ``sensitivity.json`` and ``.csv``; whether the JSON differs from the one there."""
+    from trialsynth.core.files import atomic_write_text
+
+    text = json.dumps(rows, indent=2) + "\n"
+    previous = out / "sensitivity.json"
+    changed = not previous.is_file() or previous.read_text(encoding="utf-8") != text
+    atomic_write_text(previous, text)
+    atomic_write_text(out / "sensitivity.csv", table_frame(rows).to_csv(index=False))
+    return changed
 
 
 def comparable(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
