@@ -144,6 +144,21 @@ class Scenario:
     main: bool = False
     label: str = ""
 
+    @property
+    def structure(self) -> tuple[Any, ...] | None:
+        """The compiled model structure its fit uses (``("exact",)``: none), None if unfittable.
+
+        An unfittable scenario's own fit reports the error, as a failed row.
+        """
+        if self.engine == "exact":
+            return ("exact",)
+        from trialsynth.models.problem import Problem
+
+        try:
+            return Problem.build(self.data, self.spec, self.priors).structure_key
+        except ValueError:
+            return None
+
     def task(self) -> dict[str, Any]:
         """What a worker needs to fit this scenario (picklable)."""
         return {
@@ -484,13 +499,17 @@ def fit_scenario(task: dict[str, Any], fitted: FitResult | None = None) -> dict[
     t0 = time.perf_counter()
     record: dict[str, Any] = {"key": task["key"], "format": STORE_FORMAT}
     try:
-        result = fitted or fit(
-            task["data"],
-            spec=task["spec"],
-            priors=task["priors"],
-            settings=task["sampler"],
-            reusable=True,
-            engine=task["engine"],
+        result = (
+            fitted
+            if fitted is not None
+            else fit(
+                task["data"],
+                spec=task["spec"],
+                priors=task["priors"],
+                settings=task["sampler"],
+                reusable=True,
+                engine=task["engine"],
+            )
         )
         summary = result.summary()
         record |= _row_from_summary(summary)
@@ -564,20 +583,9 @@ def _groups(scenarios: Sequence[Scenario], workers: int) -> list[list[Scenario]]
     Each bin is a list run in order by one worker, so each worker compiles each of its
     structures once. A structure with many scenarios is split when bins would be idle.
     """
-    from trialsynth.models.pymc import structure_key
-    from trialsynth.models.spec import resolve_priors
-
     by_key: dict[Any, list[Scenario]] = {}
     for s in scenarios:
-        try:
-            key = (
-                ("exact",)  # no compiled model
-                if s.engine == "exact"
-                else structure_key(s.spec, s.data, resolve_priors(s.spec, s.data, s.priors))
-            )
-        except ValueError:  # the fit will report the error as a failed row
-            key = ("unfittable", s.index)
-        by_key.setdefault(key, []).append(s)
+        by_key.setdefault(s.structure or ("unfittable", s.index), []).append(s)
     chunks = list(by_key.values())
     # split the largest chunks while there are fewer chunks than workers
     while len(chunks) < workers:
@@ -663,7 +671,8 @@ class Elsewhere:
     ``run`` beside a fresh main fit hands a second process the scenarios that the main
     fit's compiled model does not serve (``trialsynth.workflow.warm``); :func:`run` fits
     the others meanwhile, then waits and takes those records from the store. A scenario
-    the other process did not store, or stored as an error, is fitted here.
+    the other process did not store, or stored as an error, is fitted here. ``wait`` also
+    waits for whatever else that process does (``keys`` may be empty: compiling only).
     """
 
     keys: frozenset[str]
@@ -830,17 +839,16 @@ def run(
         if on_record:
             on_record(s, record)
 
-    given = fitted or {}
-    for s in [s for s in todo if s.key in given]:
-        done(s, fit_scenario(s.task(), given[s.key]))
-    todo = [s for s in todo if s.key not in given]
+    given = [s for s in todo if fitted and s.key in fitted]
+    for s in given:
+        done(s, fit_scenario(s.task(), fitted[s.key]))  # type: ignore[index]
+    todo = [s for s in todo if not (fitted and s.key in fitted)]
     if todo:
         if scheduler is not None:
             _run_dask(todo, scheduler, done)
         else:
             _run_local(todo, workers, done)
-    if theirs:
-        assert elsewhere is not None
+    if elsewhere is not None and theirs:
         elsewhere.wait()
         for s in (s for s in scenarios if s.key in theirs):
             if store.is_done(s):
@@ -858,7 +866,7 @@ def run(
         wall_s=time.perf_counter() - t0,
         changed=changed,
         beside=beside,
-        given=[s.key for s in scenarios if s.key in given and s.key in ran],
+        given=[s.key for s in given],
     )
 
 

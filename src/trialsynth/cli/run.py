@@ -87,7 +87,7 @@ def run(
             workers=None,
             scheduler=None,
             quiet=as_json,
-            elsewhere=workflow.elsewhere(plan),
+            elsewhere=plan.ahead,
             fitted=workflow.main_fit_scenario(plan, done, scenarios),
         )
         workflow.finish_run(plan, done, sens)

@@ -31,7 +31,7 @@ import numpy as np
 TESTED = ("1.3.",)
 
 _LOCK = threading.Lock()  # one computation at a time: a second caller then finds it
-_STATE: dict[str, Any] = {"depth": 0, "memo": {}, "original": None}
+_STATE: dict[str, Any] = {"depth": 0, "memo": {}}
 
 
 def _target() -> Any | None:
@@ -70,8 +70,7 @@ def computed_once() -> Iterator[None]:
         return
     with _LOCK:
         if _STATE["depth"] == 0:
-            _STATE["original"] = target._mtc_c
-            target._mtc_c = _memoised(_STATE["original"])
+            target._mtc_c = _memoised(target._mtc_c)
         _STATE["depth"] += 1
     try:
         yield
@@ -81,4 +80,3 @@ def computed_once() -> Iterator[None]:
             if _STATE["depth"] == 0:
                 del target._mtc_c  # the class's own method again
                 _STATE["memo"] = {}
-                _STATE["original"] = None

@@ -20,7 +20,6 @@ from trialsynth.analysis.absolute import check_options
 from trialsynth.analysis.cumulative import trial_order
 from trialsynth.analysis.sensitivity import (
     Elsewhere,
-    Scenario,
     ScenarioStore,
     SensitivityResult,
     parse_section,
@@ -46,7 +45,7 @@ from trialsynth.workflow.outputs import (
     write_outputs,
     write_report,
 )
-from trialsynth.workflow.warm import Ahead, not_cached, scenario_structures, start_ahead
+from trialsynth.workflow.warm import not_cached, scenario_structures, start_ahead
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -75,7 +74,7 @@ class RunPlan:
     previous: FitResult | None = None
     started: float = field(default_factory=time.perf_counter)
     formats: Formats = DEFAULT_FORMATS
-    ahead: Ahead | None = None  # see compile_ahead
+    ahead: Elsewhere | None = None  # the second process of compile_ahead
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -267,20 +266,9 @@ def compile_ahead(plan: RunPlan, sensitivity: SensitivityPlan) -> None:
     pending = [s for s in sensitivity.scenarios if not store.is_done(s)]
     main = Problem.build(plan.data, plan.model, plan.spec.priors).structure_key
     others = [p for p in scenario_structures(pending) if p.structure_key != main]
-    beside = [s for s in pending if _structure(s) not in (main, None)]
-    if sensitivity.config.workers != 1:
-        beside = []  # worker processes fit them; compile only
+    workers = sensitivity.config.workers  # more than 1: worker processes fit them
+    beside = [s for s in pending if s.structure not in (main, None)] if workers == 1 else []
     plan.ahead = start_ahead(not_cached(others), beside, store.folder)
-
-
-def _structure(scenario: Scenario) -> object:
-    """The scenario's compiled structure (``"exact"`` for none), or None if it cannot fit."""
-    if scenario.engine == "exact":
-        return "exact"
-    try:
-        return Problem(scenario.data, scenario.spec, scenario.priors).structure_key
-    except ValueError:  # its own fit reports the error, in the command's process
-        return None
 
 
 def main_fit_scenario(
@@ -294,12 +282,6 @@ def main_fit_scenario(
     """
     key = scenario_key(plan.data, plan.model, plan.spec.priors, plan.settings, plan.engine)
     return {key: outcome.result} if any(s.key == key for s in sensitivity.scenarios) else {}
-
-
-def elsewhere(plan: RunPlan) -> Elsewhere | None:
-    """The scenarios the second process of :func:`compile_ahead` is fitting, if any."""
-    ahead = plan.ahead
-    return None if ahead is None or not ahead.keys else Elsewhere(ahead.keys, ahead.wait)
 
 
 def finish_run(plan: RunPlan, outcome: RunOutcome, sensitivity: SensitivityResult) -> None:

@@ -20,8 +20,6 @@ import multiprocessing
 import sys
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +27,7 @@ from trialsynth.engines.select import choose_engine
 from trialsynth.models.problem import Problem
 
 if TYPE_CHECKING:
-    from trialsynth.analysis.sensitivity import Scenario
+    from trialsynth.analysis.sensitivity import Elsewhere, Scenario
     from trialsynth.data import TrialData
     from trialsynth.models.analysis import AnalysisSpec
 
@@ -85,27 +83,16 @@ def _work_quietly(problems: list[Problem], scenarios: list[Scenario], store: Pat
     """
     from trialsynth.analysis.sensitivity import ScenarioStore, fit_scenario
 
+    done = ScenarioStore(store)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         compile_structures(problems)
         for s in scenarios:
-            ScenarioStore(store).put(fit_scenario(s.task()))
-
-
-@dataclass(frozen=True)
-class Ahead:
-    """The second process of :func:`start_ahead`, and the scenarios it fits."""
-
-    process: BaseProcess
-    keys: frozenset[str]
-
-    def wait(self) -> None:
-        """Wait until the process has ended (whether or not it did all its work)."""
-        self.process.join()
+            done.put(fit_scenario(s.task()))
 
 
 def start_ahead(
     problems: list[Problem], scenarios: Sequence[Scenario], store: Path
-) -> Ahead | None:
+) -> Elsewhere | None:
     """Compile ``problems``, then fit ``scenarios`` into ``store``, in a second process.
 
     None if there is nothing to do. Where it is safe, the process is a fork made once PyMC
@@ -114,9 +101,11 @@ def start_ahead(
     Safe means Linux and no other thread alive: a fork copies only the calling thread, so
     a lock another thread held would stay held in the child. Elsewhere a fresh interpreter
     (``spawn``). Whatever the process does not do, the command's own process does.
+    Returns the scenarios it fits and how to wait for it (also when it only compiles).
     """
     if not problems and not scenarios:
         return None
+    from trialsynth.analysis.sensitivity import Elsewhere
     from trialsynth.engines.mcmc import import_engine
 
     import_engine()
@@ -128,4 +117,4 @@ def start_ahead(
         daemon=True,
     )
     process.start()
-    return Ahead(process, frozenset(s.key for s in scenarios))
+    return Elsewhere(frozenset(s.key for s in scenarios), process.join)
