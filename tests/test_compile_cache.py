@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import threading
 import time
 from pathlib import Path
 
@@ -127,8 +128,13 @@ def test_unusable_folder_compiles_without_the_cache(tmp_path):
     assert report.status == "off" and "without it" in report.message()
 
 
-def _writer(root: str, tag: int, queue, model: str = "", shared: bytes = b"") -> None:
-    """A process that compiles (slowly) into the shared cache.
+#: How long a fake compile of the writers below runs, in two halves (s): much longer than
+#: the two processes' skew at the start, which :func:`_two_writers` keeps to milliseconds.
+HALF_BUILD_S = 0.3
+
+
+def _writer(root: str, tag: int, queue, ready, go, model: str = "", shared: bytes = b"") -> None:
+    """A process that compiles (slowly) into the shared cache once ``go`` is set.
 
     ``model`` names the model (default ``m<tag>``); ``shared``, if given, is written to a
     file every model has (as two models share numba's files of a common piece).
@@ -136,15 +142,17 @@ def _writer(root: str, tag: int, queue, model: str = "", shared: bytes = b"") ->
 
     def build(numba_dir: Path | None) -> str:
         start = time.time()
-        time.sleep(0.5)
+        time.sleep(HALF_BUILD_S)
         (numba_dir / f"w{tag}.nbi").write_bytes(b"i")
         (numba_dir / f"w{tag}.1.nbc").write_bytes(b"d" * 1000)
         if shared:
             (numba_dir / "common.nbi").write_bytes(shared)
-        time.sleep(1.0)
+        time.sleep(HALF_BUILD_S)
         return f"{start} {time.time()}"
 
     cache = cc.CompileCache(FLAGS, root=Path(root))
+    ready.set()
+    assert go.wait(60)
     out, report = cache.compile(model or f"m{tag}", build)
     queue.put((tag, out, report.status))
 
@@ -154,14 +162,18 @@ def _spans(results) -> list[tuple[float, float]]:
 
 
 def _two_writers(tmp_path, kwargs1, kwargs2):
+    """Two :func:`_writer` processes, started together once both have imported."""
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
+    queue, go = ctx.Queue(), ctx.Event()
+    ready = [ctx.Event(), ctx.Event()]
     procs = [
-        ctx.Process(target=_writer, args=(str(tmp_path), i, queue), kwargs=kw)
+        ctx.Process(target=_writer, args=(str(tmp_path), i, queue, ready[i - 1], go), kwargs=kw)
         for i, kw in ((1, kwargs1), (2, kwargs2))
     ]
     for p in procs:
         p.start()
+    assert all(r.wait(60) for r in ready)
+    go.set()
     results = sorted(queue.get(timeout=120) for _ in procs)
     for p in procs:
         p.join(30)
@@ -200,15 +212,17 @@ def test_a_changed_file_is_damage_once_no_other_compile_runs(tmp_path):
     cache.compile("m0", _build(b"good"))
     (cache.numba_dir / f"{NAME}.1.nbc").write_bytes(b"changed")
     ctx = mp.get_context("spawn")
-    ready = ctx.Event()
+    ready, release = ctx.Event(), ctx.Event()
     lock = cache.folder / ".lock-other"
-    holder = ctx.Process(target=_hold_lock, args=(str(cache.folder), 1.5, ready, lock.name))
+    holder = ctx.Process(target=_hold_lock, args=(str(cache.folder), ready, release, lock.name))
     holder.start()
     assert ready.wait(60)
     _, report = cc.CompileCache(FLAGS, root=tmp_path).compile("m1", _build(b"x", "g.py312"))
+    release.set()
     assert report.status == "miss" and report.damaged == []  # another compile is running
     assert (cache.numba_dir / f"{NAME}.1.nbc").read_bytes() == b"changed"
     holder.join(30)
+    assert holder.exitcode == 0
     _, report = cc.CompileCache(FLAGS, root=tmp_path).compile("m2", _build(b"y", "h.py312"))
     assert report.status == "damaged" and report.damaged == [f"{NAME}.1.nbc"]
 
@@ -250,10 +264,15 @@ def test_cli_cache_info_and_clear(tmp_path, monkeypatch, capsys):
     assert cc.info(tmp_path)["bytes"] == 0
 
 
-def _hold_lock(folder: str, seconds: float, ready, name: str = ".lock") -> None:
+def _hold_lock(folder: str, ready, release, name: str = ".lock") -> None:
+    """Hold the lock ``name`` from ``ready`` until ``release`` (at most 30 s)."""
     with cc.file_lock(Path(folder) / name):
         ready.set()
-        time.sleep(seconds)
+        release.wait(30)
+
+
+#: How long the test below keeps another process's lock held after a hit (s).
+HOLD_AFTER_HIT_S = 0.5
 
 
 def test_a_hit_does_not_wait_for_another_compile(tmp_path):
@@ -261,18 +280,22 @@ def test_a_hit_does_not_wait_for_another_compile(tmp_path):
     cache = cc.CompileCache(FLAGS, root=tmp_path)
     cache.compile("m1", _build(b"code"))
     ctx = mp.get_context("spawn")
-    ready = ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(str(cache.folder), 2.0, ready))
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(cache.folder), ready, release))
     holder.start()
     assert ready.wait(60)
     t0 = time.perf_counter()
-    assert cache.compile("m1", _build(b"code"))[1].status == "hit"
+    assert cache.compile("m1", _build(b"code"))[1].status == "hit"  # the lock is held
     hit_s = time.perf_counter() - t0
+    timer = threading.Timer(HOLD_AFTER_HIT_S, release.set)
+    timer.start()
     _, report = cache.compile("m2", _build(b"other", name="g-def.py312"))
     waited_s = time.perf_counter() - t0
+    timer.join()
     holder.join(30)
-    assert hit_s < 1.0  # the holder keeps the lock 2 s; a hit takes milliseconds
-    assert report.status == "miss" and waited_s > 1.0
+    assert holder.exitcode == 0
+    assert hit_s < 1.0  # milliseconds; a hit that waited for the lock would wait 30 s
+    assert report.status == "miss" and waited_s >= HOLD_AFTER_HIT_S
 
 
 def test_cli_cache_warm_skips_exact_fits(tmp_path, monkeypatch, capsys):
