@@ -8,7 +8,6 @@ exact engine's (to the 3 decimals the page prints). Screenshots go to test-artif
 from __future__ import annotations
 
 import shutil
-import tempfile
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,16 +55,11 @@ def server() -> Iterator[Running]:
 
 
 class Page:
-    """A page in a fresh chromium profile that records problems and foreign requests."""
+    """A page in a fresh browser context (its own cookies, storage and cache, as a new
+    profile has) that records problems and foreign requests."""
 
-    def __init__(self, p: Any, exe: str, profile: str, origin: str) -> None:
-        self.ctx = p.chromium.launch_persistent_context(
-            profile,
-            executable_path=exe,
-            headless=True,
-            args=FLAGS,
-            viewport={"width": 1400, "height": 1000},
-        )
+    def __init__(self, chromium: Any, origin: str) -> None:
+        self.ctx = chromium.new_context(viewport={"width": 1400, "height": 1000})
         self.page = self.ctx.new_page()
         self.problems: list[str] = []
         self.foreign: list[str] = []
@@ -93,15 +87,25 @@ class Page:
         return self.page.text_content(selector) or ""
 
 
-@pytest.fixture
-def browser(server: Running) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """One headless chromium for the module (each test gets its own context in it)."""
     exe = _chromium()
-    with tempfile.TemporaryDirectory() as profile, sync_api.sync_playwright() as p:
-        page = Page(p, exe, profile, server.url)
+    with sync_api.sync_playwright() as p:
+        running = p.chromium.launch(executable_path=exe, headless=True, args=FLAGS)
         try:
-            yield page
+            yield running
         finally:
-            page.ctx.close()
+            running.close()
+
+
+@pytest.fixture
+def browser(server: Running, chromium: Any) -> Iterator[Any]:
+    page = Page(chromium, server.url)
+    try:
+        yield page
+    finally:
+        page.ctx.close()
 
 
 def _p(settings: Settings) -> str:
