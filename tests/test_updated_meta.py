@@ -260,6 +260,29 @@ def test_design_json_has_the_interface_keys(nn_fit):
     assert rows[0]["importance"] is None  # exact: no importance sampling
 
 
+def test_sizes_judged_on_threads_give_the_sequential_numbers(nn_fit, monkeypatch):
+    """design_updated's sizes run on two threads; every number is the one-thread run's."""
+    import json
+    import threading
+
+    names: set[str] = set()
+    point = um._point
+
+    def recorded(*args, **kwargs):
+        names.add(threading.current_thread().name)
+        return point(*args, **kwargs)
+
+    monkeypatch.setattr(um, "_point", recorded)
+    sizes = [50, 100, 200, 400]
+    threaded = um.design_updated(nn_fit, sizes, control_rate=0.5, sims=8000, seed=3)
+    assert len(names) == 2 and all(n.startswith("updated-meta") for n in names)
+    monkeypatch.setattr(um, "POINT_THREADS", 1)
+    names.clear()
+    sequential = um.design_updated(nn_fit, sizes, control_rate=0.5, sims=8000, seed=3)
+    assert names == {threading.current_thread().name}
+    assert json.dumps(threaded.to_json()) == json.dumps(sequential.to_json())
+
+
 def test_bad_requests_are_one_line(nn_fit):
     with pytest.raises(mix.UpdateError, match="unknown updated-meta criterion"):
         um.design_updated(nn_fit, [100], criterion="updated", control_rate=0.5)
