@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from _bench import MAIN_JOB_SPLIT as SPLIT
-from _bench import PY, ROOT, TRIALSYNTH, combine, load_average, measure, run_once
+from _bench import PY, ROOT, TRIALSYNTH, cache_env, combine, load_average, measure, run_once
 
 TMP = Path(tempfile.mkdtemp(prefix="bench-compile-"))
 
@@ -81,11 +81,7 @@ def caches(name: str, *, empty: bool) -> dict[str, str]:
     base = TMP / name
     if empty:
         shutil.rmtree(base, ignore_errors=True)
-    return {
-        "TRIALSYNTH_CACHE_DIR": str(base / "trialsynth"),
-        "PYTENSOR_FLAGS": f"base_compiledir={base / 'pytensor'}",
-        "NUMBA_CACHE_DIR": str(base / "numba"),
-    }
+    return cache_env(base)
 
 
 def cold(name: str) -> Callable[[], dict[str, str]]:

@@ -43,15 +43,6 @@ def _ci(d: dict[str, float]) -> str:
     return f"{d['median']:.2f} [{d['q025']:.2f}, {d['q975']:.2f}]"
 
 
-def cold_caches(folder: Path) -> dict[str, str]:
-    """The environment with every compile cache in ``folder`` (empty: a first run's)."""
-    return os.environ | {
-        "TRIALSYNTH_CACHE_DIR": str(folder / "trialsynth"),
-        "NUMBA_CACHE_DIR": str(folder / "numba"),
-        "PYTENSOR_FLAGS": f"base_compiledir={folder / 'pytensor'}",
-    }
-
-
 def run_spec(name: str, env: dict[str, str] | None = None) -> str:
     """Run one spec in a fresh process; return what it printed (stdout then stderr)."""
     cmd = [str(Path(sys.executable).with_name("trialsynth")), "run", f"models/{name}.toml"]
@@ -155,13 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     printed = None
     if not args.skip_runs:
+        # here, not at the top: tests load this file by path, without scripts/ on sys.path
+        from _bench import cache_env
+
         # empty compile caches, shared by the specs: the main job (first) prints the
         # timings a new user's first run shows, whatever this machine compiled before
         with tempfile.TemporaryDirectory(prefix="regenerate-") as caches:
             for name in SPECS:
                 # nor any stored scenario (not committed): every scenario is fitted again
                 shutil.rmtree(ROOT / "reports" / name / "sensitivity" / "scenarios", True)
-                text = run_spec(name, cold_caches(Path(caches)))
+                text = run_spec(name, os.environ | cache_env(Path(caches)))
                 print(f"regenerate: reports/{name} written", file=sys.stderr)
                 if name == "ivig_rm":
                     printed = text
