@@ -468,7 +468,7 @@ def design_updated(
         (n, x_t.copy(), x_c.copy())
         for n, x_t, x_c in simulate_counts(theta, logit_c, sizes, sims=sims, seed=seed)
     ]
-    points = _in_threads(lambda c: _point(judges, c[0], c[1], c[2], pooled, rate), counts)
+    points = _in_threads(lambda c: _point(judges, *c, pooled, rate), counts)
     bl, cl = bayes_limit(comp, theta, threshold), classical_limit(y_old, se_old, theta)
     return UpdatedDesign(
         points=points,
