@@ -160,16 +160,19 @@ NO_MCMC_STEPS = {
     "the exact fit command": "import contextlib, io\nfrom trialsynth.cli import main\n"
     "with contextlib.redirect_stdout(io.StringIO()):\n"
     "    assert main(['fit', 'ivig_rm', '--model', 'normal-normal', '--json']) == 0",
+    "an exact fit's report": "import tempfile\nfrom trialsynth.report.report import write_report\n"
+    "write_report(r, tempfile.mkdtemp())",
 }
 
 
 def test_no_pymc_and_no_arviz_without_mcmc() -> None:
-    """The data layer, an exact fit and the exact `fit` command import neither PyMC nor ArviZ.
+    """The data layer, an exact fit, the exact `fit` command and its report: no PyMC, no ArviZ.
 
     One process runs the three steps in turn and lists what is loaded after each, so the
     first step that pulls in a forbidden module is named. The exact engine's draws are iid,
     so the MCSE of a probability is binomial and needs no ESS; keeping arviz-stats and
-    arviz-base out saves an exact command about 0.4 s (BENCHMARKS).
+    arviz-base out saves an exact command about 0.4 s (BENCHMARKS), and an exact fit's
+    report has no rank plot or rank test to import arviz-stats for (0.2 s).
     """
     check = (
         "bad = ('pymc', 'nutpie', 'pytensor', 'arviz', 'arviz_stats', 'arviz_base')\n"

@@ -65,3 +65,8 @@ def test_an_unknown_arviz_stats_version_is_left_alone(ivig_bn, counted, monkeypa
         rank_test(ivig_bn)
         rank_test(ivig_bn)
     assert len(counted) == 4
+
+
+def test_not_needed_installs_nothing(counted) -> None:
+    with uniformity.computed_once(False):
+        assert "_mtc_c" not in vars(backend.array_stats)

@@ -253,8 +253,9 @@ def make_figures(
             )
         )
     # the rank plot's multi-chain test is the report's rank test (run beside, in the
-    # future-trial analyses' thread): computed once, by whichever comes first
-    with computed_once():
+    # future-trial analyses' thread): computed once, by whichever comes first; a fit
+    # without chains has neither (and imports no arviz-stats for them)
+    with computed_once(fit.has_chains):
         out = _draw_all(fit, folder, specs, options, figure_formats)
         if later is not None:
             out += _draw_all(fit, folder, later(), options, figure_formats)

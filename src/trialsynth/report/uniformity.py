@@ -58,13 +58,15 @@ def _memoised(compute: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 @contextlib.contextmanager
-def computed_once() -> Iterator[None]:
+def computed_once(needed: bool = True) -> Iterator[None]:
     """Within: arviz-stats' multi-chain test of equal rank arrays is computed once.
 
     Open it in the thread that draws the report, around everything that runs the test
     (threads it starts meanwhile share it). Nested uses share the outermost's memo.
+    ``needed`` False (a fit without chains: no test to share) does nothing and imports
+    nothing (arviz-stats' import is 0.2 s of an exact fit's report).
     """
-    target = _target()
+    target = _target() if needed else None
     if target is None:
         yield
         return
