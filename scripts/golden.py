@@ -5,8 +5,10 @@ what it printed as JSON (or a JSON file it wrote), without what legitimately var
 runs (wall times, versions, paths). ``--record`` writes ``tests/golden/<case>.json``;
 ``tests/test_golden.py`` reruns the cases and compares every number exactly where the
 machine and versions are those recorded (``tests/golden/_env.json``, :func:`environment`).
+``--machine`` records the MCMC cases again on another CPU kind with the same versions, in
+``tests/golden/machines/<CPU>/``, so that they are compared exactly there too.
 
-Usage: .venv/bin/python scripts/golden.py --record [CASE ...]
+Usage: .venv/bin/python scripts/golden.py --record [CASE ...] | --machine
 """
 
 from __future__ import annotations
@@ -232,6 +234,9 @@ FIT_CASES = {name for name, argv, _, _ in CASES if argv[0] == "fit"}
 
 #: The recorded environment (written by ``--record``).
 ENV_FILE = GOLDEN / "_env.json"
+#: Records of the MCMC cases on other CPU kinds with the same versions (``--machine``), one
+#: folder per numba CPU name: MCMC draws depend on the CPU, so each kind needs its own.
+MACHINES = GOLDEN / "machines"
 #: Packages whose compiled code the numbers depend on: the compile cache's toolchain, and scipy.
 NUMERIC_PACKAGES = (*PACKAGES, "scipy")
 
@@ -248,6 +253,58 @@ def environment() -> dict[str, Any]:
     versions = {**chain["versions"], "scipy": metadata.version("scipy")}
     python = versions.pop("python")
     return {"python": python, "versions": versions, "cpu": chain["cpu"]}
+
+
+def machine_folder(env: dict[str, Any]) -> Path:
+    """Where ``--machine`` keeps the MCMC cases recorded on ``env``'s CPU kind."""
+    return MACHINES / str(env["cpu"]["cpu_name"])
+
+
+def record_for(name: str, env: dict[str, Any]) -> Path | None:
+    """The record of case ``name`` made exactly on ``env`` (None: none was made there).
+
+    The main record if ``env`` is its environment, else this CPU kind's ``--machine``
+    record of an MCMC case, if its environment is ``env``.
+    """
+    if _recorded_env() == env:
+        return GOLDEN / f"{name}.json"
+    folder = machine_folder(env)
+    env_file, path = folder / "_env.json", folder / f"{name}.json"
+    if env_file.exists() and json.loads(env_file.read_text()) == env and path.exists():
+        return path
+    return None
+
+
+def _record_machine(env: dict[str, Any]) -> int:
+    """``--machine``: record every MCMC case here, beside the main record (same versions)."""
+    main_env = _recorded_env()
+    if main_env is None or main_env == env:
+        print(
+            "golden: this is the main record's machine (or none exists): use --record",
+            file=sys.stderr,
+        )
+        return 2
+    if {k: v for k, v in main_env.items() if k != "cpu"} != {
+        k: v for k, v in env.items() if k != "cpu"
+    }:
+        print(
+            "golden: Python or package versions differ from the main record "
+            f"({ENV_FILE.name}); record every case anew with --record",
+            file=sys.stderr,
+        )
+        return 2
+    folder = machine_folder(env)
+    folder.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="golden-"))
+    try:
+        for name in (c[0] for c in CASES if c[3]):
+            result = run_case(name, work)
+            (folder / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+            print(f"{name}: ok", file=sys.stderr)
+        (folder / "_env.json").write_text(json.dumps(env, indent=1, sort_keys=True) + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
 
 
 def strip(value: Any) -> Any:
@@ -313,9 +370,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("cases", nargs="*", help="case names (default: all)")
     ap.add_argument("--record", action="store_true", help="write tests/golden/*.json")
+    ap.add_argument(
+        "--machine",
+        action="store_true",
+        help="record the MCMC cases of this CPU kind in tests/golden/machines/CPU/",
+    )
     args = ap.parse_args(argv)
     names = args.cases or [c[0] for c in CASES]
     env = environment()
+    if args.machine:
+        return _record_machine(env)
     if args.record and args.cases and _recorded_env() not in (None, env):
         print(
             "golden: the other cases were recorded on another machine or versions "

@@ -5,8 +5,10 @@ requirements-lock.txt; ``tests/golden/_env.json`` says which (package versions a
 kind, :func:`golden.environment`). Where this machine and these versions are the recorded
 ones, the comparison is exact (no tolerance): the same code, data, priors, sampler settings
 and seed must give the same numbers. Elsewhere, cases without MCMC are compared within
-:data:`REL_TOL` (floating-point rounding of another CPU kind, measured below) and MCMC
-cases are skipped with the reason: compiled code may there legitimately give other draws
+:data:`REL_TOL` (floating-point rounding of another CPU kind, measured below). MCMC cases
+are compared exactly with the record of this CPU kind where ``golden.py --machine`` made
+one (``tests/golden/machines/<CPU>/``, same versions), and skipped with the reason where
+none was made: compiled code may there legitimately give other draws
 (``test_committed_reports`` checks the main job within Monte Carlo error instead).
 """
 
@@ -111,8 +113,24 @@ def _differs(env: dict) -> str:
 
 @pytest.mark.parametrize("name", CASES)
 def test_golden(name, work):
-    recorded = golden.strip(json.loads((GOLDEN / f"{name}.json").read_text()))
-    differs = _differs(golden.environment())
-    if differs and MCMC[name]:
-        pytest.skip(f"MCMC case on another machine or versions ({differs})")
-    assert _diff(golden.run_case(name, work), recorded, tol=bool(differs)) == []
+    env = golden.environment()
+    exact = golden.record_for(name, env)  # made on this very CPU kind and versions
+    if MCMC[name] and exact is None:
+        pytest.skip(f"MCMC case on another machine or versions ({_differs(env)})")
+    path = exact or GOLDEN / f"{name}.json"
+    recorded = golden.strip(json.loads(path.read_text()))
+    assert _diff(golden.run_case(name, work), recorded, tol=exact is None) == []
+
+
+def test_machine_records_differ_from_the_main_one_only_in_the_cpu():
+    """Each CPU kind's MCMC record (``golden.py --machine``) has the main record's versions
+    and every MCMC case, and nothing else: the same code and versions, another CPU."""
+    folders = sorted(p for p in golden.MACHINES.glob("*") if p.is_dir())
+    mcmc_cases = {name for name, mcmc in MCMC.items() if mcmc}
+    for folder in folders:
+        env = json.loads((folder / "_env.json").read_text())
+        assert env["cpu"]["cpu_name"] == folder.name != RECORDED_ENV["cpu"]["cpu_name"]
+        assert {k: v for k, v in env.items() if k != "cpu"} == {
+            k: v for k, v in RECORDED_ENV.items() if k != "cpu"
+        }
+        assert {p.stem for p in folder.glob("*.json")} - {"_env"} == mcmc_cases
