@@ -71,8 +71,10 @@ MAIN_JOB_SPLIT = textwrap.dedent(
 
 
 def cache_env(folder: Path) -> dict[str, str]:
-    """The variables that put every compile cache in ``folder`` (trialsynth's, PyTensor's,
-    numba's): an empty ``folder`` is a new machine's first run."""
+    """The variables that put every compile cache in ``folder``.
+
+    trialsynth's, PyTensor's and numba's: an empty ``folder`` is a new machine's first run.
+    """
     return {
         "TRIALSYNTH_CACHE_DIR": str(folder / "trialsynth"),
         "PYTENSOR_FLAGS": f"base_compiledir={folder / 'pytensor'}",

@@ -275,36 +275,38 @@ def record_for(name: str, env: dict[str, Any]) -> Path | None:
     return None
 
 
-def _record_machine(env: dict[str, Any]) -> int:
-    """``--machine``: record every MCMC case here, beside the main record (same versions)."""
+def without_cpu(env: dict[str, Any]) -> dict[str, Any]:
+    """``env`` without its CPU: what a ``--machine`` record shares with the main one."""
+    return {k: v for k, v in env.items() if k != "cpu"}
+
+
+def _check_machine(env: dict[str, Any]) -> str:
+    """Why ``--machine`` cannot record here ("" if it can)."""
     main_env = _recorded_env()
     if main_env is None or main_env == env:
-        print(
-            "golden: this is the main record's machine (or none exists): use --record",
-            file=sys.stderr,
+        return "this is the main record's machine (or none exists): use --record"
+    if without_cpu(main_env) != without_cpu(env):
+        return (
+            f"Python or package versions differ from the main record ({ENV_FILE.name}); "
+            "record every case anew with --record"
         )
-        return 2
-    if {k: v for k, v in main_env.items() if k != "cpu"} != {
-        k: v for k, v in env.items() if k != "cpu"
-    }:
-        print(
-            "golden: Python or package versions differ from the main record "
-            f"({ENV_FILE.name}); record every case anew with --record",
-            file=sys.stderr,
-        )
-        return 2
-    folder = machine_folder(env)
-    folder.mkdir(parents=True, exist_ok=True)
+    return ""
+
+
+def _run_cases(names: list[str], env: dict[str, Any], folder: Path | None) -> None:
+    """Run ``names``; with a ``folder``, write each output and ``_env.json`` there."""
     work = Path(tempfile.mkdtemp(prefix="golden-"))
     try:
-        for name in (c[0] for c in CASES if c[3]):
+        for name in names:
             result = run_case(name, work)
-            (folder / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
             print(f"{name}: ok", file=sys.stderr)
-        (folder / "_env.json").write_text(json.dumps(env, indent=1, sort_keys=True) + "\n")
+        if folder is not None:
+            (folder / "_env.json").write_text(json.dumps(env, indent=1, sort_keys=True) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return 0
 
 
 def strip(value: Any) -> Any:
@@ -379,7 +381,12 @@ def main(argv: list[str] | None = None) -> int:
     names = args.cases or [c[0] for c in CASES]
     env = environment()
     if args.machine:
-        return _record_machine(env)
+        why = _check_machine(env)
+        if why:
+            print(f"golden: {why}", file=sys.stderr)
+            return 2
+        _run_cases([c[0] for c in CASES if c[3]], env, machine_folder(env))
+        return 0
     if args.record and args.cases and _recorded_env() not in (None, env):
         print(
             "golden: the other cases were recorded on another machine or versions "
@@ -387,18 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    work = Path(tempfile.mkdtemp(prefix="golden-"))
-    try:
-        for name in names:
-            result = run_case(name, work)
-            if args.record:
-                GOLDEN.mkdir(parents=True, exist_ok=True)
-                (GOLDEN / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-            print(f"{name}: ok", file=sys.stderr)
-        if args.record:
-            ENV_FILE.write_text(json.dumps(env, indent=1, sort_keys=True) + "\n")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    _run_cases(names, env, GOLDEN if args.record else None)
     return 0
 
 

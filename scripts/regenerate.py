@@ -154,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="regenerate-") as caches:
             for name in SPECS:
                 # nor any stored scenario (not committed): every scenario is fitted again
-                shutil.rmtree(ROOT / "reports" / name / "sensitivity" / "scenarios", True)
+                shutil.rmtree(
+                    ROOT / "reports" / name / "sensitivity" / "scenarios", ignore_errors=True
+                )
                 text = run_spec(name, os.environ | cache_env(Path(caches)))
                 print(f"regenerate: reports/{name} written", file=sys.stderr)
                 if name == "ivig_rm":
