@@ -168,6 +168,27 @@ def test_tau_plot_prior_and_posterior(ivig) -> None:
     assert ax.get_xlim()[0] == 0
 
 
+def test_exact_fit_figures_draw_the_exact_marginals(monkeypatch) -> None:
+    """An exact fit's posterior and tau curves are its marginals' densities, not a KDE."""
+    from trialsynth.core.density import kde
+
+    res = fit(load("ivig_rm"), spec=ModelSpec(likelihood="normal"), engine="exact")
+    left = plots.posterior_plot(res).axes[0]
+    post = next(ln for ln in left.get_lines() if ln.get_label() == "posterior")
+    log_x = np.log(post.get_xdata())
+    np.testing.assert_allclose(post.get_ydata(), res.marginal("mu").pdf(log_x), rtol=1e-12)
+    tau_ax = plots.tau_plot(res).axes[0]
+    tau = next(ln for ln in tau_ax.get_lines() if ln.get_label() == "posterior")
+    np.testing.assert_allclose(tau.get_ydata(), res.marginal("tau").pdf(tau.get_xdata()))
+    # the kernel density of the same draws agrees up to its smoothing bias and noise
+    # (8000 iid draws: about 3% of the peak here, so 0.06 of the peak is a loose bound)
+    smooth = kde(res.draws("mu"), log_x)
+    assert np.max(np.abs(smooth - post.get_ydata())) < 0.06 * post.get_ydata().max()
+    # a result without exact marginals (MCMC) is drawn with that kernel density
+    monkeypatch.setattr(type(res), "marginal", lambda self, name, label=None: None)
+    np.testing.assert_array_equal(res.density("mu", log_x), smooth)
+
+
 def test_tau_plot_refuses_common_effect(ivig) -> None:
     prov = json.loads(json.dumps(ivig.provenance))
     prov["model"]["random_effects"] = None

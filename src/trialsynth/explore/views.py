@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from trialsynth.report.plots import _kde, _prior_predictive
+from trialsynth.core.density import kde
+from trialsynth.report.plots import _prior_predictive
 from trialsynth.report.style import observed_effects
 from trialsynth.results.queries import benefit_curve
 
@@ -44,7 +45,7 @@ def _density(fit: Any, name: str, *, lower: float | None = None) -> dict[str, An
     if lower is not None:
         lo = lower
     grid = np.linspace(lo, hi, GRID)
-    post = marginal.pdf(grid) if marginal is not None else _kde(draws, grid, lower=lower)
+    post = fit.density(name, grid, lower=lower)
     return {"x": _clean(grid), "posterior": _clean(post)}
 
 
@@ -63,7 +64,7 @@ def _curves(fit: Any) -> dict[str, Any]:
     seed = int(fit.provenance["seed"])
     pred = None if _structured(fit) else _prior_predictive(fit, PRIOR_PREDICTIVE_DRAWS, seed)
     if pred is not None:
-        new["prior"] = _clean(_kde(pred, np.asarray(new["x"], float)))
+        new["prior"] = _clean(kde(pred, np.asarray(new["x"], float)))
     out = {"mu": mu, "theta_new": new}
     if fit.spec.random_effects is not None:
         tau = _density(fit, "tau", lower=0.0)

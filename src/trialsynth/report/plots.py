@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trialsynth.core.density import kde
 from trialsynth.models.likelihood import prior_effects
 from trialsynth.report.style import (
     CHAIN_COLOURS,
@@ -34,17 +35,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from trialsynth.results.base import FitResult
-
-
-def _kde(x: np.ndarray, grid: np.ndarray, *, lower: float | None = None) -> np.ndarray:
-    """Gaussian kernel density of draws ``x`` on ``grid`` (reflected at ``lower``)."""
-    from scipy.stats import gaussian_kde
-
-    x = np.asarray(x, float).ravel()
-    if lower is None:
-        return gaussian_kde(x)(grid)
-    kde = gaussian_kde(np.concatenate([x, 2 * lower - x]))
-    return np.where(grid >= lower, 2 * kde(grid), 0.0)
 
 
 def _prior_predictive(fit: FitResult, n: int, seed: int) -> np.ndarray | None:
@@ -66,6 +56,8 @@ def posterior_plot(
     """Posterior of the pooled OR and of the OR of a new trial, with the prior overlaid.
 
     Left panel: posterior density of ``mu`` (pooled log-OR) and its prior density.
+    Posterior densities are :meth:`~trialsynth.results.base.FitResult.density` (exact
+    marginals for the exact engine, kernel densities of the draws otherwise).
     Right panel: posterior predictive density of ``theta_new`` and its prior predictive
     density (``mu`` and ``tau`` drawn from their priors, ``prior_draws`` draws seeded
     from the fit's seed). Densities are per unit log-OR, drawn on a log OR axis; the
@@ -91,22 +83,22 @@ def posterior_plot(
     summary = fit.summary()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     panels = [
-        ("pooled OR", fit.draws("mu"), summary["or"], summary["p_mu_gt_0"], "OR"),
+        ("pooled OR", "mu", summary["or"], summary["p_mu_gt_0"], "OR"),
         (
             "OR of a new trial",
-            fit.draws("theta_new"),
+            "theta_new",
             summary["or_new"],
             summary["p_theta_new_gt_0"],
             "OR_new",
         ),
     ]
     prior_new = _prior_predictive(fit, prior_draws, int(summary["seed"]))
-    for ax, (name, draws, s, p_gt, sym) in zip(axes, panels, strict=True):
-        x = np.asarray(draws, float).ravel()
+    for ax, (name, quantity, s, p_gt, sym) in zip(axes, panels, strict=True):
+        x = np.asarray(fit.draws(quantity), float).ravel()
         lo, hi = np.quantile(x, [0.002, 0.998])
         pad = 0.25 * (hi - lo)
         grid = np.linspace(lo - pad, hi + pad, 400)
-        dens = _kde(x, grid)
+        dens = fit.density(quantity, grid)  # exact where the result has the marginal
         _posterior_line(ax, np.exp(grid), dens)
         band = (grid >= np.log(s["q025"])) & (grid <= np.log(s["q975"]))
         ax.fill_between(
@@ -164,7 +156,7 @@ def _effect_prior(
         _prior_line(ax, np.exp(grid), prior, f"prior {fit.priors.mu}")
         return ""
     if prior_new is not None and not has_structure:
-        _prior_line(ax, np.exp(grid), _kde(prior_new, grid), "prior predictive")
+        _prior_line(ax, np.exp(grid), kde(prior_new, grid), "prior predictive")
         return ""
     return "prior predictive not drawn (improper prior or structured model)"
 
@@ -173,8 +165,9 @@ def tau_plot(fit: FitResult, *, title: str | None = None) -> Figure:
     """Heterogeneity tau: prior density against posterior density.
 
     The prior is :meth:`~trialsynth.priors.prior.Prior.tau_dist` of the fit's tau prior (with
-    the Jacobian of a prior stated on tau^2 or the precision); the posterior is a kernel
-    density of the draws reflected at zero.
+    the Jacobian of a prior stated on tau^2 or the precision); the posterior is
+    :meth:`~trialsynth.results.base.FitResult.density`: the exact marginal for the exact
+    engine, else a kernel density of the draws reflected at zero.
 
     Parameters
     ----------
@@ -204,7 +197,7 @@ def tau_plot(fit: FitResult, *, title: str | None = None) -> Figure:
         upper = max(upper, float(np.minimum(dist.ppf(0.95), 5 * upper)))
     grid = np.linspace(0, upper, 500)
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
-    post = _kde(tau, grid, lower=0.0)
+    post = fit.density("tau", grid, lower=0.0)
     _posterior_line(ax, grid, post)
     if dist is not None:
         dens = np.asarray(dist.pdf(grid), float)

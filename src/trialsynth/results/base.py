@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 import xarray as xr
+from numpy.typing import ArrayLike
 
+from trialsynth.core.density import kde
 from trialsynth.core.files import commit_files, recover
 from trialsynth.engines.diagnostics import Diagnostics, probability_mcse
 from trialsynth.models.bias import BiasAdjustment
@@ -135,6 +137,18 @@ class FitResult:
         marginals answer from their draws.
         """
         return None
+
+    def density(self, name: str, grid: ArrayLike, *, lower: float | None = None) -> np.ndarray:
+        """The posterior density of ``name`` (``mu``, ``tau``, ``theta_new``) on ``grid``.
+
+        The exact marginal's density where the result has one; otherwise a Gaussian kernel
+        density of the draws (reflected at ``lower``, e.g. 0 for tau).
+        """
+        grid = np.asarray(grid, float)
+        marginal = self.marginal(name)
+        if marginal is not None:
+            return np.asarray(marginal.pdf(grid), float)
+        return kde(self.draws(name), grid, lower=lower)
 
     def _pooled(self) -> dict[str, Any]:
         """mu, tau, theta_new, the ORs, P(> 0) with MCSE, and each trial's theta."""
