@@ -4,13 +4,14 @@ reports, the ``report`` command, and a real headless browser (Debian's chromium)
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import shutil
-import subprocess
-import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -460,20 +461,13 @@ def test_report_command_bad_folder(tmp_path, capsys) -> None:
 
 # ------------------------------------------------------------------ headless browser
 
-PROBE = """
-<script>
-window.addEventListener('load', function () {
-  var imgs = Array.from(document.images);
-  var bad = imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); });
-  var out = document.createElement('pre');
-  out.id = 'trialsynth-probe';
-  out.textContent = 'images=' + imgs.length + ' broken=' + bad.length;
-  document.body.appendChild(out);
-});
-</script>
-"""
+#: Counts the page's images and those that did not load (run once the load event fired).
+PROBE = """() => {
+  const imgs = Array.from(document.images);
+  const bad = imgs.filter((i) => !(i.complete && i.naturalWidth > 0));
+  return 'images=' + imgs.length + ' broken=' + bad.length;
+}"""
 CHROMIUM_FLAGS = [
-    "--headless",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-background-networking",
@@ -493,78 +487,84 @@ def _chromium() -> str:
     return exe
 
 
-def _render(exe: str, page: Path, *, extra: list[str]) -> subprocess.CompletedProcess[str]:
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run(
-            [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, page.as_uri()],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+@pytest.fixture(scope="module")
+def chromium() -> Any:
+    """One headless chromium for this module's checks (Playwright driving Debian's).
 
-
-def _browser_check(exe: str, html: Path) -> tuple[str, list[str]]:
-    """Load ``html`` (plus the probe) in chromium: the probe's result, console messages."""
-    page = html.with_name(f".probe-{html.name}")
-    page.write_text(html.read_text(encoding="utf-8") + PROBE, encoding="utf-8")
-    try:
-        proc = _render(
-            exe,
-            page,
-            extra=["--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom"],
-        )
-    finally:
-        page.unlink()
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    m = re.search(r"images=(\d+) broken=(\d+)", proc.stdout)
-    assert m, "the probe did not run (no load event?)"
-    console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
-    return m.group(0), console
-
-
-def test_browser_check_detects_breakage(tmp_path) -> None:
-    """The check below can fail: a broken image and a console error are both caught."""
+    Each check opens the page in a fresh context (its own profile state), so one launch
+    serves them all instead of a browser process per check. Module-scoped: the driver's
+    threads end with the module, before any other module's test runs.
+    """
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the browser checks need playwright ([test] extra)"
+    )
     exe = _chromium()
+    with sync_api.sync_playwright() as p:
+        running = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            yield running
+        finally:
+            running.close()
+
+
+@contextlib.contextmanager
+def _opened(chromium: Any, html: Path, **context: Any) -> Iterator[tuple[Any, list[str]]]:
+    """``html`` loaded in a fresh context: the page, and every console message and error."""
+    ctx = chromium.new_context(**context)
+    try:
+        page = ctx.new_page()
+        console: list[str] = []
+        page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+        page.goto(html.as_uri(), wait_until="load")
+        yield page, console
+    finally:
+        ctx.close()
+
+
+def _browser_check(chromium: Any, html: Path) -> tuple[str, list[str]]:
+    """Load ``html`` in chromium: the probe's result, the console messages and page errors."""
+    with _opened(chromium, html) as (page, console):
+        return page.evaluate(PROBE), console
+
+
+def test_browser_check_detects_breakage(tmp_path, chromium) -> None:
+    """The check below can fail: a broken image and a console error are both caught."""
     bad = tmp_path / "bad.html"
     bad.write_text(
         '<html><body><img src="data:image/png;base64,AAAA">'
         "<script>console.error('boom');</script></body></html>"
     )
-    probe, console = _browser_check(exe, bad)
+    probe, console = _browser_check(chromium, bad)
     assert probe == "images=1 broken=1"
     assert any("boom" in ln for ln in console)
+    thrown = tmp_path / "thrown.html"
+    thrown.write_text("<html><body><script>null.x;</script></body></html>")
+    assert any(ln.startswith("pageerror: ") for ln in _browser_check(chromium, thrown)[1])
 
 
 @pytest.mark.parametrize("name", ["ivig_rm", "ivig_rm_secondary"])
-def test_committed_report_renders_in_headless_chromium(name, tmp_path) -> None:
-    exe = _chromium()
+def test_committed_report_renders_in_headless_chromium(name, tmp_path, chromium) -> None:
     folder = ROOT / "reports" / name
     html = tmp_path / "report.html"  # a copy alone: nothing beside it to load from disk
     shutil.copy(folder / "report.html", html)
     ctx = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-    probe, console = _browser_check(exe, html)
+    probe, console = _browser_check(chromium, html)
     assert probe == f"images={len(ctx['figures'])} broken=0"
     assert console == []
 
 
-def test_report_renders_in_headless_chromium(ivig, written) -> None:
-    exe = _chromium()
+def test_report_renders_in_headless_chromium(ivig, written, chromium) -> None:
     ctx = json.loads(written.context.read_text())
-    probe, console = _browser_check(exe, written.html)
+    probe, console = _browser_check(chromium, written.html)
     assert probe == f"images={len(ctx['figures'])} broken=0"
     assert console == []
-    # the pooled OR text is in the rendered DOM
-    proc = _render(exe, written.html, extra=["--virtual-time-budget=5000", "--dump-dom"])
-    o = ivig.summary()["or"]
-    assert f"Pooled OR {o['median']:.2f} [{o['q025']:.2f}, {o['q975']:.2f}]" in proc.stdout
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report.png"
     shot.unlink(missing_ok=True)
-    proc = _render(
-        exe,
-        written.html,
-        extra=["--hide-scrollbars", "--window-size=1200,4000", f"--screenshot={shot}"],
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    with _opened(chromium, written.html, viewport={"width": 1200, "height": 4000}) as (page, _):
+        # the pooled OR text is in the rendered DOM
+        o = ivig.summary()["or"]
+        assert f"Pooled OR {o['median']:.2f} [{o['q025']:.2f}, {o['q975']:.2f}]" in page.content()
+        page.screenshot(path=str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
