@@ -9,7 +9,8 @@ prior, ``pm.logp(...).eval()``) or is the first to import PyTensor. So ``pytest 
 mcmc"`` runs the numpy-only suite. Set ``TRIALSYNTH_MCMC_AUDIT=FILE`` to list such tests in
 FILE instead of failing them.
 
-Also the one in-process CLI helper, :func:`run_cli` (``from conftest import run_cli``).
+Also the one in-process CLI helper, :func:`run_cli` (``from conftest import run_cli``), and
+the one headless browser of the browser tests, :func:`headless_chromium`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +173,42 @@ def run_cli(args: Sequence[object]) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([str(a) for a in args])
     return code, out.getvalue(), err.getvalue()
+
+
+#: What the browser tests' chromium leaves out: sandbox (root in a container), GPU, and
+#: every network call of its own (updates, sync, QUIC).
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextlib.contextmanager
+def headless_chromium() -> Iterator[Any]:
+    """Debian's chromium, headless, driven by Playwright; closed on exit.
+
+    For a module-scoped fixture (each test opens its own context in it), so that the
+    driver's threads end with the module. Skips the caller where playwright (the
+    ``[test]`` extra) or chromium is missing: tests install no system packages, and
+    ``.ci/run`` installs chromium.
+    """
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the browser tests need playwright ([test] extra)"
+    )
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip(
+            "chromium is not installed and tests do not install system packages; "
+            ".ci/run installs it (apt-get install -y chromium)"
+        )
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -7,7 +7,6 @@ exact engine's (to the 3 decimals the page prints). Screenshots go to test-artif
 
 from __future__ import annotations
 
-import shutil
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,35 +15,16 @@ from typing import Any
 import pytest
 
 pytest.importorskip("starlette", reason="the explorer needs starlette and uvicorn")
-sync_api = pytest.importorskip(
+pytest.importorskip(
     "playwright.sync_api", reason="the browser tests need the playwright package ([test] extra)"
 )
 
-from trialsynth.data import load  # noqa: E402
-from trialsynth.explore.serve import Running  # noqa: E402
-from trialsynth.explore.service import Explorer, Settings, analysis  # noqa: E402
+from conftest import headless_chromium
+from trialsynth.data import load
+from trialsynth.explore.serve import Running
+from trialsynth.explore.service import Explorer, Settings, analysis
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _chromium() -> str:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip(
-            "chromium is not installed and tests do not install system packages; "
-            ".ci/run installs it (apt-get install -y chromium)"
-        )
-    return exe
 
 
 @pytest.fixture(scope="module")
@@ -90,13 +70,8 @@ class Page:
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     """One headless chromium for the module (each test gets its own context in it)."""
-    exe = _chromium()
-    with sync_api.sync_playwright() as p:
-        running = p.chromium.launch(executable_path=exe, headless=True, args=FLAGS)
-        try:
-            yield running
-        finally:
-            running.close()
+    with headless_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from conftest import headless_chromium
 from trialsynth.cli.app import main
 from trialsynth.core.settings import SamplerSettings
 from trialsynth.data import load
@@ -467,44 +468,14 @@ PROBE = """() => {
   const bad = imgs.filter((i) => !(i.complete && i.naturalWidth > 0));
   return 'images=' + imgs.length + ' broken=' + bad.length;
 }"""
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _chromium() -> str:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip(
-            "chromium is not installed and tests do not install system packages; "
-            ".ci/run installs it (apt-get install -y chromium)"
-        )
-    return exe
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Any:
-    """One headless chromium for this module's checks (Playwright driving Debian's).
-
-    Each check opens the page in a fresh context (its own profile state), so one launch
-    serves them all instead of a browser process per check. Module-scoped: the driver's
-    threads end with the module, before any other module's test runs.
-    """
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="the browser checks need playwright ([test] extra)"
-    )
-    exe = _chromium()
-    with sync_api.sync_playwright() as p:
-        running = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_FLAGS)
-        try:
-            yield running
-        finally:
-            running.close()
+def chromium() -> Iterator[Any]:
+    """One headless chromium for this module's checks; each opens its page in a fresh
+    context, so one launch serves them all instead of a browser process per check."""
+    with headless_chromium() as browser:
+        yield browser
 
 
 @contextlib.contextmanager
