@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -458,6 +459,17 @@ def rank_test(fit: FitResult) -> list[dict[str, Any]]:
     return out
 
 
+def _order_bound(error: float) -> str:
+    """``error`` as the power of ten above it, e.g. 3.2e-14 as "below 1e-13".
+
+    Near machine precision the estimate's leading digits are rounding noise that differs
+    between CPU kinds (3.2e-14 on one, 3.3e-14 on another), so the report shows its order.
+    """
+    if not error > 0 or not math.isfinite(error):
+        return f"{error:g}"
+    return f"below 1e{math.floor(math.log10(error)) + 1}"
+
+
 def _diagnostics(
     fit: FitResult, summary: dict[str, Any], rank: list[dict[str, Any]] | None
 ) -> dict[str, Any]:
@@ -474,7 +486,7 @@ def _diagnostics(
             "note": "Exact computation: no Markov chains, so no MCMC diagnostics apply"
             + (
                 f" (integration nodes {exact['nodes']}, error estimate "
-                f"{exact['error_estimate']:.1e})."
+                f"{_order_bound(exact['error_estimate'])})."
                 if exact
                 else "."
             ),
